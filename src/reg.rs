@@ -1,0 +1,722 @@
+//! Identity of every PMUv3 system register: the one table the rest of the crate reads.
+//!
+//! [`PmuReg`] names a register the way the Arm ARM does. For each register the table gives its
+//! AArch64 encoding ([`A64Id`]: op0, op1, CRn, CRm, op2), its AArch32 cp15 encoding ([`Cp15Id`],
+//! and [`Cp15WideId`] for the 64-bit `MRRC`/`MCRR` view of `PMCCNTR`), its architectural names,
+//! and how it may be accessed ([`RegAccess`]).
+//!
+//! Decoding ([`crate::decode`]), dispatch ([`crate::Pmu::handle`]), snapshots and the docs all
+//! read this table; nothing else in the crate spells out an encoding.
+//!
+//! # Examples
+//!
+//! ```
+//! use vpmu::reg::{A64Id, EventCounter, PmuReg};
+//!
+//! let reg: PmuReg = "PMEVCNTR5_EL0".parse()?;
+//! assert_eq!(reg, PmuReg::Pmevcntr(EventCounter::new(5).unwrap()));
+//! assert_eq!(reg.a64_id(), Some(A64Id::new(3, 3, 14, 0b1000, 5).unwrap()));
+//! assert_eq!(reg.to_string(), "PMEVCNTR5_EL0");
+//! assert_eq!(PmuReg::from_a64(A64Id::new(3, 3, 9, 12, 0).unwrap()), Some(PmuReg::Pmcr));
+//! # Ok::<(), vpmu::reg::UnknownRegName>(())
+//! ```
+
+use core::fmt;
+use core::str::FromStr;
+
+/// The number of event counters the architecture allows at most (`PMEVCNTR0..=30`).
+pub const MAX_EVENT_COUNTERS: u8 = 31;
+
+/// The bit of the cycle counter in `PMCNTENSET`, `PMINTENSET` and `PMOVSSET` (and the `SEL`
+/// value that selects `PMCCFILTR` through `PMXEVTYPER`).
+pub const CYCLE_COUNTER_BIT: u8 = 31;
+
+/// The index of an event counter, `0..=30`: the `<n>` of `PMEVCNTR<n>_EL0`.
+///
+/// Whether counter `n` exists on a given PMU depends on its `PMCR.N`; this type only rules
+/// out indices that no PMU can have.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::reg::EventCounter;
+///
+/// assert_eq!(EventCounter::new(30).map(EventCounter::get), Some(30));
+/// assert_eq!(EventCounter::new(31), None); // 31 is the cycle counter's slot
+/// assert_eq!(EventCounter::new_truncate(35).get(), 3); // keeps the low five bits, then wraps
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "u8", into = "u8"))]
+pub struct EventCounter(u8);
+
+impl EventCounter {
+    /// Counter `n`, or `None` when `n > 30`.
+    #[must_use]
+    pub const fn new(n: u8) -> Option<Self> {
+        if n < MAX_EVENT_COUNTERS {
+            Some(Self(n))
+        } else {
+            None
+        }
+    }
+
+    /// Counter `n % 31` after keeping the low five bits: never fails. `31` becomes `0`.
+    #[must_use]
+    pub const fn new_truncate(n: u8) -> Self {
+        Self((n & 0x1f) % MAX_EVENT_COUNTERS)
+    }
+
+    /// The index, `0..=30`.
+    #[must_use]
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Every event counter index, `0..=30`, in order.
+    pub fn all() -> impl Iterator<Item = EventCounter> {
+        (0..MAX_EVENT_COUNTERS).map(EventCounter)
+    }
+}
+
+impl TryFrom<u8> for EventCounter {
+    type Error = InvalidCounter;
+    fn try_from(n: u8) -> Result<Self, InvalidCounter> {
+        Self::new(n).ok_or(InvalidCounter(n))
+    }
+}
+
+impl From<EventCounter> for u8 {
+    fn from(c: EventCounter) -> u8 {
+        c.0
+    }
+}
+
+/// An event counter index above 30.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidCounter(pub u8);
+
+impl fmt::Display for InvalidCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "event counter {} does not exist: indices are 0..=30", self.0)
+    }
+}
+
+impl core::error::Error for InvalidCounter {}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for EventCounter {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Self(u.int_in_range(0..=MAX_EVENT_COUNTERS - 1)?))
+    }
+}
+
+/// A PMUv3 system register, named as the Arm ARM names it.
+///
+/// The AArch64 and AArch32 views of a register are the same `PmuReg` (`PMOVSR` is
+/// [`PmuReg::Pmovsclr`], `PMCCFILTR` is [`PmuReg::Pmccfiltr`]); the width of an access is a
+/// property of the access, not of the register. The exceptions are `PMCEID2` and `PMCEID3`,
+/// which exist only in AArch32, as the upper halves of `PMCEID0_EL0` and `PMCEID1_EL0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum PmuReg {
+    /// `PMCR_EL0` / `PMCR`: control, and the number of counters.
+    Pmcr,
+    /// `PMCNTENSET_EL0` / `PMCNTENSET`: counter enables, write 1 to set.
+    Pmcntenset,
+    /// `PMCNTENCLR_EL0` / `PMCNTENCLR`: counter enables, write 1 to clear.
+    Pmcntenclr,
+    /// `PMOVSCLR_EL0` / `PMOVSR`: overflow flags, write 1 to clear.
+    Pmovsclr,
+    /// `PMSWINC_EL0` / `PMSWINC`: software increment, write-only.
+    Pmswinc,
+    /// `PMSELR_EL0` / `PMSELR`: selects the counter `PMXEVTYPER`/`PMXEVCNTR` reach.
+    Pmselr,
+    /// `PMCEID0_EL0` / `PMCEID0`: common events 0x00..=0x1F (and 0x4000..=0x401F in bits
+    /// \[63:32\]), read-only.
+    Pmceid0,
+    /// `PMCEID1_EL0` / `PMCEID1`: common events 0x20..=0x3F (and 0x4020..=0x403F), read-only.
+    Pmceid1,
+    /// `PMCEID2` (AArch32 only): `PMCEID0_EL0[63:32]`, read-only.
+    Pmceid2,
+    /// `PMCEID3` (AArch32 only): `PMCEID1_EL0[63:32]`, read-only.
+    Pmceid3,
+    /// `PMCCNTR_EL0` / `PMCCNTR`: the cycle counter.
+    Pmccntr,
+    /// `PMXEVTYPER_EL0` / `PMXEVTYPER`: the event type of the counter `PMSELR.SEL` selects.
+    Pmxevtyper,
+    /// `PMXEVCNTR_EL0` / `PMXEVCNTR`: the value of the counter `PMSELR.SEL` selects.
+    Pmxevcntr,
+    /// `PMUSERENR_EL0` / `PMUSERENR`: what EL0 may access.
+    Pmuserenr,
+    /// `PMINTENSET_EL1` / `PMINTENSET`: overflow interrupt enables, write 1 to set.
+    Pmintenset,
+    /// `PMINTENCLR_EL1` / `PMINTENCLR`: overflow interrupt enables, write 1 to clear.
+    Pmintenclr,
+    /// `PMOVSSET_EL0` / `PMOVSSET`: overflow flags, write 1 to set.
+    Pmovsset,
+    /// `PMMIR_EL1` / `PMMIR`: machine identification (PMUv3p4 and later), read-only.
+    Pmmir,
+    /// `PMEVCNTR<n>_EL0` / `PMEVCNTR<n>`: event counter `n`.
+    Pmevcntr(EventCounter),
+    /// `PMEVTYPER<n>_EL0` / `PMEVTYPER<n>`: event type and filter of counter `n`.
+    Pmevtyper(EventCounter),
+    /// `PMCCFILTR_EL0` / `PMCCFILTR`: the cycle counter's filter.
+    Pmccfiltr,
+}
+
+/// Which instructions may access a register, and from which exception level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RegAccess {
+    /// `MRS`/`MRC` (and `MRRC`) exist for this register.
+    pub readable: bool,
+    /// `MSR`/`MCR` (and `MCRR`) exist for this register.
+    pub writable: bool,
+    /// The register is an `_EL0` register: EL0 may reach it, as far as `PMUSERENR` allows.
+    /// When `false` (the `_EL1` registers), every EL0 access is UNDEFINED.
+    pub el0: bool,
+}
+
+impl RegAccess {
+    const RW0: Self = Self { readable: true, writable: true, el0: true };
+    const RO0: Self = Self { readable: true, writable: false, el0: true };
+    const WO0: Self = Self { readable: false, writable: true, el0: true };
+    const RW1: Self = Self { readable: true, writable: true, el0: false };
+    const RO1: Self = Self { readable: true, writable: false, el0: false };
+}
+
+/// One row of the table of registers at `CRn == 9` (the fixed-name registers).
+struct Row {
+    reg: PmuReg,
+    a64: &'static str,
+    a32: &'static str,
+    /// AArch64 op1 (3 for `_EL0`, 0 for `_EL1`); `None` for AArch32-only registers.
+    op1: Option<u8>,
+    crm: u8,
+    op2: u8,
+    access: RegAccess,
+}
+
+const fn row(reg: PmuReg, a64: &'static str, a32: &'static str, op1: Option<u8>, crm: u8, op2: u8, access: RegAccess) -> Row {
+    Row { reg, a64, a32, op1, crm, op2, access }
+}
+
+/// The registers at op0 = 3, CRn = 9 in AArch64 and coproc = 15, opc1 = 0, CRn = 9 in
+/// AArch32, which share CRm and op2 in both states (DDI 0487, D24.5 and G8).
+#[rustfmt::skip]
+const ROWS: [Row; 18] = [
+    row(PmuReg::Pmcr,       "PMCR_EL0",       "PMCR",       Some(3), 12, 0, RegAccess::RW0),
+    row(PmuReg::Pmcntenset, "PMCNTENSET_EL0", "PMCNTENSET", Some(3), 12, 1, RegAccess::RW0),
+    row(PmuReg::Pmcntenclr, "PMCNTENCLR_EL0", "PMCNTENCLR", Some(3), 12, 2, RegAccess::RW0),
+    row(PmuReg::Pmovsclr,   "PMOVSCLR_EL0",   "PMOVSR",     Some(3), 12, 3, RegAccess::RW0),
+    row(PmuReg::Pmswinc,    "PMSWINC_EL0",    "PMSWINC",    Some(3), 12, 4, RegAccess::WO0),
+    row(PmuReg::Pmselr,     "PMSELR_EL0",     "PMSELR",     Some(3), 12, 5, RegAccess::RW0),
+    row(PmuReg::Pmceid0,    "PMCEID0_EL0",    "PMCEID0",    Some(3), 12, 6, RegAccess::RO0),
+    row(PmuReg::Pmceid1,    "PMCEID1_EL0",    "PMCEID1",    Some(3), 12, 7, RegAccess::RO0),
+    row(PmuReg::Pmccntr,    "PMCCNTR_EL0",    "PMCCNTR",    Some(3), 13, 0, RegAccess::RW0),
+    row(PmuReg::Pmxevtyper, "PMXEVTYPER_EL0", "PMXEVTYPER", Some(3), 13, 1, RegAccess::RW0),
+    row(PmuReg::Pmxevcntr,  "PMXEVCNTR_EL0",  "PMXEVCNTR",  Some(3), 13, 2, RegAccess::RW0),
+    row(PmuReg::Pmuserenr,  "PMUSERENR_EL0",  "PMUSERENR",  Some(3), 14, 0, RegAccess::RW0),
+    row(PmuReg::Pmintenset, "PMINTENSET_EL1", "PMINTENSET", Some(0), 14, 1, RegAccess::RW1),
+    row(PmuReg::Pmintenclr, "PMINTENCLR_EL1", "PMINTENCLR", Some(0), 14, 2, RegAccess::RW1),
+    row(PmuReg::Pmovsset,   "PMOVSSET_EL0",   "PMOVSSET",   Some(3), 14, 3, RegAccess::RW0),
+    row(PmuReg::Pmceid2,    "",               "PMCEID2",    None,    14, 4, RegAccess::RO0),
+    row(PmuReg::Pmceid3,    "",               "PMCEID3",    None,    14, 5, RegAccess::RO0),
+    row(PmuReg::Pmmir,      "PMMIR_EL1",      "PMMIR",      Some(0), 14, 6, RegAccess::RO1),
+];
+
+/// CRm of `PMEVCNTR<n>` is `0b10:n[4:3]`, of `PMEVTYPER<n>` `0b11:n[4:3]`; op2 is `n[2:0]`.
+const EVCNTR_CRM_BASE: u8 = 0b1000;
+const EVTYPER_CRM_BASE: u8 = 0b1100;
+/// `PMCCFILTR` sits where `PMEVTYPER31` would be.
+const PMCCFILTR_SLOT: u8 = 31;
+
+/// Inverse of [`ROWS`] by `(CRm - 12) * 8 + op2`, built at compile time from the same table.
+const BY_CRM_OP2: [Option<u8>; 24] = {
+    let mut t = [None; 24];
+    let mut i = 0;
+    while i < ROWS.len() {
+        let r = &ROWS[i];
+        t[((r.crm - 12) * 8 + r.op2) as usize] = Some(i as u8);
+        i += 1;
+    }
+    t
+};
+
+fn row_at(crm: u8, op2: u8) -> Option<&'static Row> {
+    let k = usize::from(crm.checked_sub(12)?) * 8 + usize::from(op2);
+    let i = (*BY_CRM_OP2.get(k)?)?;
+    ROWS.get(usize::from(i))
+}
+
+impl PmuReg {
+    fn row(self) -> Option<&'static Row> {
+        ROWS.iter().find(|r| r.reg == self)
+    }
+
+    /// `(CRn, CRm, op2)` of this register: shared by its AArch64 and AArch32 encodings.
+    fn crn_crm_op2(self) -> (u8, u8, u8) {
+        let (crm_base, n) = match self {
+            PmuReg::Pmevcntr(n) => (EVCNTR_CRM_BASE, n.get()),
+            PmuReg::Pmevtyper(n) => (EVTYPER_CRM_BASE, n.get()),
+            PmuReg::Pmccfiltr => (EVTYPER_CRM_BASE, PMCCFILTR_SLOT),
+            _ => {
+                return match self.row() {
+                    Some(r) => (9, r.crm, r.op2),
+                    None => (0, 0, 0), // unreachable: every fixed register has a row
+                };
+            }
+        };
+        (14, crm_base | (n >> 3), n & 7)
+    }
+
+    /// The AArch64 encoding of the register, or `None` for the AArch32-only `PMCEID2`/`PMCEID3`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::reg::{A64Id, PmuReg};
+    /// assert_eq!(PmuReg::Pmintenset.a64_id(), Some(A64Id::new(3, 0, 9, 14, 1).unwrap()));
+    /// assert_eq!(PmuReg::Pmceid2.a64_id(), None);
+    /// ```
+    #[must_use]
+    pub fn a64_id(self) -> Option<A64Id> {
+        let op1 = match self {
+            PmuReg::Pmevcntr(_) | PmuReg::Pmevtyper(_) | PmuReg::Pmccfiltr => 3,
+            _ => self.row()?.op1?,
+        };
+        let (crn, crm, op2) = self.crn_crm_op2();
+        Some(A64Id { op0: 3, op1, crn, crm, op2 })
+    }
+
+    /// The AArch32 `MRC`/`MCR` encoding (coproc 15, opc1 0) of the register's 32-bit view.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::reg::{Cp15Id, PmuReg};
+    /// // PMOVSR is MRC p15, 0, <Rt>, c9, c12, 3
+    /// assert_eq!(PmuReg::Pmovsclr.cp15_id(), Cp15Id::new(0, 9, 12, 3).unwrap());
+    /// ```
+    #[must_use]
+    pub fn cp15_id(self) -> Cp15Id {
+        let (crn, crm, op2) = self.crn_crm_op2();
+        Cp15Id { opc1: 0, crn, crm, opc2: op2 }
+    }
+
+    /// The AArch32 `MRRC`/`MCRR` encoding of the register's 64-bit view: only `PMCCNTR`
+    /// has one (`MRRC p15, 0, <Rt>, <Rt2>, c9`).
+    #[must_use]
+    pub fn cp15_wide_id(self) -> Option<Cp15WideId> {
+        match self {
+            PmuReg::Pmccntr => Some(Cp15WideId { opc1: 0, crm: 9 }),
+            _ => None,
+        }
+    }
+
+    /// The register an AArch64 encoding names, or `None` if it is not a PMU register.
+    #[must_use]
+    pub fn from_a64(id: A64Id) -> Option<PmuReg> {
+        if id.op0 != 3 {
+            return None;
+        }
+        match id.crn {
+            9 => row_at(id.crm, id.op2).filter(|r| r.op1 == Some(id.op1)).map(|r| r.reg),
+            14 if id.op1 == 3 => Self::from_crn14(id.crm, id.op2),
+            _ => None,
+        }
+    }
+
+    /// The register an AArch32 `MRC`/`MCR` encoding names, or `None` if it is not a PMU
+    /// register.
+    #[must_use]
+    pub fn from_cp15(id: Cp15Id) -> Option<PmuReg> {
+        if id.opc1 != 0 {
+            return None;
+        }
+        match id.crn {
+            9 => row_at(id.crm, id.opc2).map(|r| r.reg),
+            14 => Self::from_crn14(id.crm, id.opc2),
+            _ => None,
+        }
+    }
+
+    /// The register an AArch32 `MRRC`/`MCRR` encoding names, or `None`.
+    #[must_use]
+    pub fn from_cp15_wide(id: Cp15WideId) -> Option<PmuReg> {
+        (id == Cp15WideId { opc1: 0, crm: 9 }).then_some(PmuReg::Pmccntr)
+    }
+
+    fn from_crn14(crm: u8, op2: u8) -> Option<PmuReg> {
+        let n = ((crm & 3) << 3) | (op2 & 7);
+        match crm & !3 {
+            EVCNTR_CRM_BASE => EventCounter::new(n).map(PmuReg::Pmevcntr),
+            EVTYPER_CRM_BASE => Some(EventCounter::new(n).map_or(PmuReg::Pmccfiltr, PmuReg::Pmevtyper)),
+            _ => None,
+        }
+    }
+
+    /// How the register may be accessed.
+    #[must_use]
+    pub fn access(self) -> RegAccess {
+        match self {
+            PmuReg::Pmevcntr(_) | PmuReg::Pmevtyper(_) | PmuReg::Pmccfiltr => RegAccess::RW0,
+            _ => self.row().map_or(RegAccess::RW0, |r| r.access),
+        }
+    }
+
+    /// Whether the register exists in AArch64 (all but `PMCEID2`/`PMCEID3`).
+    #[must_use]
+    pub fn in_aarch64(self) -> bool {
+        !matches!(self, PmuReg::Pmceid2 | PmuReg::Pmceid3)
+    }
+
+    /// Every register, each event-counter register once per index, AArch32-only ones included.
+    pub fn all() -> impl Iterator<Item = PmuReg> {
+        ROWS.iter()
+            .map(|r| r.reg)
+            .chain(EventCounter::all().map(PmuReg::Pmevcntr))
+            .chain(EventCounter::all().map(PmuReg::Pmevtyper))
+            .chain(core::iter::once(PmuReg::Pmccfiltr))
+    }
+
+    /// The AArch32 name: `PMOVSR`, `PMEVCNTR5`, `PMCEID2`, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::reg::PmuReg;
+    /// assert_eq!(PmuReg::Pmovsclr.aarch32_name().to_string(), "PMOVSR");
+    /// ```
+    #[must_use]
+    pub fn aarch32_name(self) -> impl fmt::Display {
+        Name { reg: self, aarch32: true }
+    }
+}
+
+struct Name {
+    reg: PmuReg,
+    aarch32: bool,
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let suffix = if self.aarch32 { "" } else { "_EL0" };
+        match self.reg {
+            PmuReg::Pmevcntr(n) => write!(f, "PMEVCNTR{}{suffix}", n.get()),
+            PmuReg::Pmevtyper(n) => write!(f, "PMEVTYPER{}{suffix}", n.get()),
+            PmuReg::Pmccfiltr => write!(f, "PMCCFILTR{suffix}"),
+            r => match r.row() {
+                Some(row) if self.aarch32 || row.a64.is_empty() => f.write_str(row.a32),
+                Some(row) => f.write_str(row.a64),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// The AArch64 name (`PMEVCNTR5_EL0`); `PMCEID2`/`PMCEID3`, which only AArch32 has, print
+/// their AArch32 names.
+impl fmt::Display for PmuReg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Name { reg: *self, aarch32: false }, f)
+    }
+}
+
+/// A name that is not a PMU register's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownRegName;
+
+impl fmt::Display for UnknownRegName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not the name of a PMUv3 system register (e.g. PMCR_EL0, PMEVCNTR5_EL0, PMOVSR)")
+    }
+}
+
+impl core::error::Error for UnknownRegName {}
+
+/// Parses an AArch64 name (`PMEVTYPER3_EL0`, `PMINTENSET_EL1`) or an AArch32 name
+/// (`PMEVTYPER3`, `PMOVSR`, `PMCEID2`), ASCII case-insensitively.
+///
+/// # Errors
+///
+/// [`UnknownRegName`] if the string names no PMU register.
+impl FromStr for PmuReg {
+    type Err = UnknownRegName;
+
+    fn from_str(s: &str) -> Result<Self, UnknownRegName> {
+        if let Some(r) = ROWS.iter().find(|r| s.eq_ignore_ascii_case(r.a32) || (!r.a64.is_empty() && s.eq_ignore_ascii_case(r.a64))) {
+            return Ok(r.reg);
+        }
+        let base = match s.len().checked_sub(4).and_then(|i| s.get(i..)) {
+            Some(tail) if tail.eq_ignore_ascii_case("_EL0") => s.get(..s.len().saturating_sub(4)).unwrap_or(s),
+            _ => s,
+        };
+        let indexed = |prefix: &str| -> Option<EventCounter> {
+            let head = base.get(..prefix.len())?;
+            let digits = base.get(prefix.len()..)?;
+            if !head.eq_ignore_ascii_case(prefix) || digits.is_empty() || digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() == 2 && digits.starts_with('0')) {
+                return None;
+            }
+            EventCounter::new(digits.parse().ok()?)
+        };
+        if base.eq_ignore_ascii_case("PMCCFILTR") {
+            Ok(PmuReg::Pmccfiltr)
+        } else if let Some(n) = indexed("PMEVCNTR") {
+            Ok(PmuReg::Pmevcntr(n))
+        } else if let Some(n) = indexed("PMEVTYPER") {
+            Ok(PmuReg::Pmevtyper(n))
+        } else {
+            Err(UnknownRegName)
+        }
+    }
+}
+
+/// An AArch64 system register encoding: `op0, op1, CRn, CRm, op2`.
+///
+/// [`A64Id::packed`] is the order the `MRS`/`MSR` instruction (bits \[20:5\]) and Linux's
+/// `sys_reg()` / KVM one-reg ids use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct A64Id {
+    pub(crate) op0: u8,
+    pub(crate) op1: u8,
+    pub(crate) crn: u8,
+    pub(crate) crm: u8,
+    pub(crate) op2: u8,
+}
+
+impl A64Id {
+    /// An encoding from its fields, or `None` if a field is wider than the architecture allows
+    /// (op0 2 bits, op1 3, CRn 4, CRm 4, op2 3).
+    #[must_use]
+    pub const fn new(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Option<Self> {
+        if op0 > 3 || op1 > 7 || crn > 15 || crm > 15 || op2 > 7 {
+            return None;
+        }
+        Some(Self { op0, op1, crn, crm, op2 })
+    }
+
+    /// The encoding from `op0:op1:CRn:CRm:op2` packed in 16 bits (`op0` at bit 14): never fails.
+    #[must_use]
+    pub const fn from_packed(v: u16) -> Self {
+        Self {
+            op0: ((v >> 14) & 3) as u8,
+            op1: ((v >> 11) & 7) as u8,
+            crn: ((v >> 7) & 15) as u8,
+            crm: ((v >> 3) & 15) as u8,
+            op2: (v & 7) as u8,
+        }
+    }
+
+    /// `op0:op1:CRn:CRm:op2` in 16 bits, `op0` at bit 14.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::reg::PmuReg;
+    /// assert_eq!(PmuReg::Pmcr.a64_id().unwrap().packed(), 0xdce0);
+    /// ```
+    #[must_use]
+    pub const fn packed(self) -> u16 {
+        ((self.op0 as u16) << 14) | ((self.op1 as u16) << 11) | ((self.crn as u16) << 7) | ((self.crm as u16) << 3) | self.op2 as u16
+    }
+
+    /// op0.
+    #[must_use]
+    pub const fn op0(self) -> u8 {
+        self.op0
+    }
+    /// op1.
+    #[must_use]
+    pub const fn op1(self) -> u8 {
+        self.op1
+    }
+    /// CRn.
+    #[must_use]
+    pub const fn crn(self) -> u8 {
+        self.crn
+    }
+    /// CRm.
+    #[must_use]
+    pub const fn crm(self) -> u8 {
+        self.crm
+    }
+    /// op2.
+    #[must_use]
+    pub const fn op2(self) -> u8 {
+        self.op2
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for A64Id {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Self::from_packed(u.arbitrary()?))
+    }
+}
+
+impl fmt::Display for A64Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "S{}_{}_C{}_C{}_{}", self.op0, self.op1, self.crn, self.crm, self.op2)
+    }
+}
+
+/// An AArch32 cp15 `MRC`/`MCR` encoding: `opc1, CRn, CRm, opc2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Cp15Id {
+    pub(crate) opc1: u8,
+    pub(crate) crn: u8,
+    pub(crate) crm: u8,
+    pub(crate) opc2: u8,
+}
+
+impl Cp15Id {
+    /// An encoding from its fields, or `None` if a field is too wide (opc1 3 bits, CRn 4,
+    /// CRm 4, opc2 3).
+    #[must_use]
+    pub const fn new(opc1: u8, crn: u8, crm: u8, opc2: u8) -> Option<Self> {
+        if opc1 > 7 || crn > 15 || crm > 15 || opc2 > 7 {
+            return None;
+        }
+        Some(Self { opc1, crn, crm, opc2 })
+    }
+    /// opc1.
+    #[must_use]
+    pub const fn opc1(self) -> u8 {
+        self.opc1
+    }
+    /// CRn.
+    #[must_use]
+    pub const fn crn(self) -> u8 {
+        self.crn
+    }
+    /// CRm.
+    #[must_use]
+    pub const fn crm(self) -> u8 {
+        self.crm
+    }
+    /// opc2.
+    #[must_use]
+    pub const fn opc2(self) -> u8 {
+        self.opc2
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Cp15Id {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let v: u16 = u.arbitrary()?;
+        Ok(Self { opc1: (v & 7) as u8, crn: ((v >> 3) & 15) as u8, crm: ((v >> 7) & 15) as u8, opc2: ((v >> 11) & 7) as u8 })
+    }
+}
+
+impl fmt::Display for Cp15Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p15, {}, c{}, c{}, {}", self.opc1, self.crn, self.crm, self.opc2)
+    }
+}
+
+/// An AArch32 cp15 `MRRC`/`MCRR` encoding: `opc1, CRm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Cp15WideId {
+    pub(crate) opc1: u8,
+    pub(crate) crm: u8,
+}
+
+impl Cp15WideId {
+    /// An encoding from its fields, or `None` if a field is too wide (opc1 4 bits, CRm 4).
+    #[must_use]
+    pub const fn new(opc1: u8, crm: u8) -> Option<Self> {
+        if opc1 > 15 || crm > 15 {
+            return None;
+        }
+        Some(Self { opc1, crm })
+    }
+    /// opc1.
+    #[must_use]
+    pub const fn opc1(self) -> u8 {
+        self.opc1
+    }
+    /// CRm.
+    #[must_use]
+    pub const fn crm(self) -> u8 {
+        self.crm
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Cp15WideId {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let v: u8 = u.arbitrary()?;
+        Ok(Self { opc1: v & 15, crm: v >> 4 })
+    }
+}
+
+impl fmt::Display for Cp15WideId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p15, {}, c{}", self.opc1, self.crm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_register_round_trips_through_every_encoding_and_name() {
+        let mut count = 0;
+        for reg in PmuReg::all() {
+            count += 1;
+            if let Some(id) = reg.a64_id() {
+                assert_eq!(PmuReg::from_a64(id), Some(reg), "{reg}");
+                assert_eq!(PmuReg::from_a64(A64Id::from_packed(id.packed())), Some(reg));
+            } else {
+                assert!(!reg.in_aarch64());
+            }
+            assert_eq!(PmuReg::from_cp15(reg.cp15_id()), Some(reg), "{reg}");
+            let name = std::format!("{reg}");
+            assert_eq!(name.parse::<PmuReg>(), Ok(reg));
+            let a32 = std::format!("{}", reg.aarch32_name());
+            assert_eq!(a32.parse::<PmuReg>(), Ok(reg));
+            assert_eq!(a32.to_ascii_lowercase().parse::<PmuReg>(), Ok(reg));
+        }
+        assert_eq!(count, 18 + 31 + 31 + 1);
+    }
+
+    #[test]
+    fn names_that_are_not_registers() {
+        for s in ["", "PMEVCNTR31_EL0", "PMEVCNTR05", "PMEVCNTR", "PMCR_EL1", "PMEVTYPER", "PMCEID2_EL0", "PMEVCNTR-1", "PMEVCNTR+1", "PMCCFILTR_EL1"] {
+            assert_eq!(s.parse::<PmuReg>(), Err(UnknownRegName), "{s}");
+        }
+    }
+
+    #[test]
+    fn pmccntr_has_the_only_wide_encoding() {
+        for reg in PmuReg::all() {
+            let wide = reg.cp15_wide_id();
+            assert_eq!(wide.is_some(), reg == PmuReg::Pmccntr);
+            if let Some(w) = wide {
+                assert_eq!(PmuReg::from_cp15_wide(w), Some(reg));
+            }
+        }
+    }
+
+    #[test]
+    fn el1_registers_have_op1_zero() {
+        for reg in [PmuReg::Pmintenset, PmuReg::Pmintenclr, PmuReg::Pmmir] {
+            assert!(!reg.access().el0);
+            assert_eq!(reg.a64_id().map(A64Id::op1), Some(0));
+            // the same CRm/op2 with op1 = 3 is not a PMU register
+            let id = reg.a64_id().and_then(|i| A64Id::new(3, 3, i.crn(), i.crm(), i.op2()));
+            assert_eq!(id.and_then(PmuReg::from_a64), None);
+        }
+    }
+}
