@@ -340,7 +340,7 @@ impl core::error::Error for EncodeError {}
 
 /// Extracts `width` bits at `shift` as a `u8`; `width <= 8`.
 const fn bits(v: u64, shift: u32, width: u32) -> u8 {
-    ((v >> shift) & ((1 << width) - 1)) as u8
+    ((v >> shift) & (1u64 << width).wrapping_sub(1)) as u8
 }
 
 fn dir_of(bit: u8) -> Direction {
@@ -514,7 +514,11 @@ impl OtherSysreg {
             ),
             (SysregId::Cp15Wide(id), Xfer::A32Wide { rt, rt2, cond }) => (
                 EC_CP15_64,
-                cond_bits(cond) | (u64::from(id.opc1()) << 16) | (u64::from(rt2.0) << 10) | (u64::from(rt.0) << 5) | (u64::from(id.crm()) << 1),
+                cond_bits(cond)
+                    | (u64::from(id.opc1()) << 16)
+                    | (u64::from(rt2.0) << 10)
+                    | (u64::from(rt.0) << 5)
+                    | (u64::from(id.crm()) << 1),
             ),
             _ => return Err(EncodeError::NoEncoding),
         };

@@ -31,6 +31,15 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod backend;
+pub mod config;
 pub mod decode;
 pub mod field;
+mod pmc;
+mod pmu;
 pub mod reg;
+
+pub use backend::{CounterBackend, SoftBackend};
+pub use config::{PmuConfig, PmuVersion};
+pub use decode::SysregAccess;
+pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu};

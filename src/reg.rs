@@ -236,6 +236,8 @@ const EVTYPER_CRM_BASE: u8 = 0b1100;
 const PMCCFILTR_SLOT: u8 = 31;
 
 /// Inverse of [`ROWS`] by `(CRm - 12) * 8 + op2`, built at compile time from the same table.
+// Evaluated by the compiler: an index out of bounds here is a build error, not a panic.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 const BY_CRM_OP2: [Option<u8>; 24] = {
     let mut t = [None; 24];
     let mut i = 0;
@@ -248,7 +250,7 @@ const BY_CRM_OP2: [Option<u8>; 24] = {
 };
 
 fn row_at(crm: u8, op2: u8) -> Option<&'static Row> {
-    let k = usize::from(crm.checked_sub(12)?) * 8 + usize::from(op2);
+    let k = (usize::from(crm.checked_sub(12)?) << 3) | usize::from(op2 & 7);
     let i = (*BY_CRM_OP2.get(k)?)?;
     ROWS.get(usize::from(i))
 }
@@ -459,7 +461,12 @@ impl FromStr for PmuReg {
         let indexed = |prefix: &str| -> Option<EventCounter> {
             let head = base.get(..prefix.len())?;
             let digits = base.get(prefix.len()..)?;
-            if !head.eq_ignore_ascii_case(prefix) || digits.is_empty() || digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() == 2 && digits.starts_with('0')) {
+            if !head.eq_ignore_ascii_case(prefix)
+                || digits.is_empty()
+                || digits.len() > 2
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+                || (digits.len() == 2 && digits.starts_with('0'))
+            {
                 return None;
             }
             EventCounter::new(digits.parse().ok()?)
@@ -693,7 +700,18 @@ mod tests {
 
     #[test]
     fn names_that_are_not_registers() {
-        for s in ["", "PMEVCNTR31_EL0", "PMEVCNTR05", "PMEVCNTR", "PMCR_EL1", "PMEVTYPER", "PMCEID2_EL0", "PMEVCNTR-1", "PMEVCNTR+1", "PMCCFILTR_EL1"] {
+        for s in [
+            "",
+            "PMEVCNTR31_EL0",
+            "PMEVCNTR05",
+            "PMEVCNTR",
+            "PMCR_EL1",
+            "PMEVTYPER",
+            "PMCEID2_EL0",
+            "PMEVCNTR-1",
+            "PMEVCNTR+1",
+            "PMCCFILTR_EL1",
+        ] {
             assert_eq!(s.parse::<PmuReg>(), Err(UnknownRegName), "{s}");
         }
     }

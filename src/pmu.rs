@@ -1,0 +1,960 @@
+//! The vPMU state machine: the guest-visible register file and one handler per register.
+
+use core::fmt;
+
+use crate::backend::{CountRequest, CounterBackend, CounterId};
+use crate::config::{ConfigError, El0Denial, PmuConfig, PmuVersion, EVENTS_STALL_SLOT, EVENT_CHAIN, EVENT_CPU_CYCLES, EVENT_SW_INCR};
+use crate::decode::{decode_esr, decode_insn, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
+use crate::field::{EvtypeFilter, Pmcr, Pmuserenr};
+use crate::pmc::Pmc;
+use crate::reg::{EventCounter, PmuReg, CYCLE_COUNTER_BIT};
+
+/// The exception level of the guest when it made an access or when events happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum El {
+    /// EL0: applications. `PMUSERENR` decides what they may access.
+    El0,
+    /// EL1: the guest kernel.
+    El1,
+}
+
+/// What a register access becomes. The caller acts on it: vpmu never injects anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+pub enum Outcome {
+    /// A read: the value for the guest's register (for a 32-bit AArch32 access, zero-extended
+    /// from bits \[31:0\]). [`Pmu::handle`] has already put it in place.
+    Read(u64),
+    /// A write, done.
+    Written,
+    /// Inject an UNDEFINED exception (EC 0x00) into the guest.
+    Undefined,
+    /// Take the access to the guest's EL1 as a System access trap: EC 0x18 (or 0x03/0x04 from
+    /// AArch32) with the access's own ISS. Only for EL0 accesses that `PMUSERENR` forbids.
+    TrapToEl1,
+    /// Not a PMU register: hand the access to the hypervisor's other handlers.
+    NotPmu(crate::decode::OtherSysreg),
+}
+
+impl Outcome {
+    /// The value read, for [`Outcome::Read`].
+    #[must_use]
+    pub const fn value(&self) -> Option<u64> {
+        match *self {
+            Outcome::Read(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// An operation on a register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Op {
+    /// Read the register.
+    Read,
+    /// Write this value to the register.
+    Write(u64),
+}
+
+/// An access as the handlers see it: the operation, its width and the guest's exception level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Params {
+    /// Read, or write a value.
+    pub op: Op,
+    /// An AArch32 `MRC`/`MCR`: 32 bits; reads return bits \[31:0\], a counter write keeps the
+    /// counter's bits \[63:32\].
+    pub aarch32: bool,
+    /// The guest's exception level.
+    pub el: El,
+}
+
+impl Params {
+    /// A 64-bit read at `el`.
+    #[must_use]
+    pub const fn read(el: El) -> Self {
+        Self { op: Op::Read, aarch32: false, el }
+    }
+
+    /// A 64-bit write of `value` at `el`.
+    #[must_use]
+    pub const fn write(value: u64, el: El) -> Self {
+        Self { op: Op::Write(value), aarch32: false, el }
+    }
+
+    const fn is_read(&self) -> bool {
+        matches!(self.op, Op::Read)
+    }
+}
+
+/// The guest's general-purpose registers, as a trap handler reaches them.
+///
+/// Register numbers are the AArch64 view (`0..=30`); [`Pmu::handle`] deals with the zero
+/// register (31) itself and never passes it here.
+pub trait GuestRegs {
+    /// `X<n>`.
+    fn get(&self, n: u8) -> u64;
+    /// Sets `X<n>`.
+    fn set(&mut self, n: u8, value: u64);
+}
+
+/// `X0..=X30`.
+impl GuestRegs for [u64; 31] {
+    fn get(&self, n: u8) -> u64 {
+        self.as_slice().get(usize::from(n)).copied().unwrap_or(0)
+    }
+    fn set(&mut self, n: u8, value: u64) {
+        if let Some(x) = self.as_mut_slice().get_mut(usize::from(n)) {
+            *x = value;
+        }
+    }
+}
+
+const LOW32: u64 = 0xffff_ffff;
+
+/// One vCPU's PMU: its guest-visible registers, its counters and the backend that counts.
+///
+/// Hand every trapped system register access to [`Pmu::handle`] (or [`Pmu::handle_esr`]);
+/// drive the overflow interrupt line from [`Pmu::irq_level`] after each access and each
+/// [`Pmu::sync`].
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu};
+///
+/// let mut pmu = Pmu::new(PmuConfig::builder().counters(4).build()?, SoftBackend::new())?;
+/// let mut x = [0u64; 31];
+/// // MRS X2, PMCR_EL0
+/// let out = pmu.handle_esr(0x6230_e459, El::El1, &mut x).unwrap();
+/// assert_eq!(out, Outcome::Read(4 << 11)); // N = 4
+/// assert_eq!(x[2], 4 << 11);
+/// # Ok::<(), vpmu::config::ConfigError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pmu<B: CounterBackend> {
+    cfg: PmuConfig,
+    /// The stored bits of PMCR: E, D, X, DP, LC, LP as the version allows.
+    pmcr: Pmcr,
+    pmselr: u8,
+    cnten: u32,
+    inten: u32,
+    ovs: u32,
+    userenr: Pmuserenr,
+    /// `PMCEID0` and `PMCEID1`, 64 bits each, computed from the configuration and backend.
+    ceid: [u64; 2],
+    /// Counters by their bit: 0..=30 the event counters, 31 the cycle counter.
+    pmc: [Pmc; 32],
+    started: bool,
+    backend: B,
+    backend_error: Option<B::Error>,
+}
+
+impl<B: CounterBackend> Pmu<B> {
+    /// A PMU in its reset state.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::TooManyCounters`] if the configuration has more event counters than the
+    /// backend can back.
+    pub fn new(cfg: PmuConfig, backend: B) -> Result<Self, ConfigError> {
+        check_backend(&cfg, &backend)?;
+        let mut pmu = Self {
+            cfg,
+            pmcr: Pmcr::empty(),
+            pmselr: 0,
+            cnten: 0,
+            inten: 0,
+            ovs: 0,
+            userenr: Pmuserenr::empty(),
+            ceid: [0; 2],
+            pmc: [Pmc::RESET; 32],
+            started: false,
+            backend,
+            backend_error: None,
+        };
+        pmu.ceid = pmu.compute_ceid();
+        pmu.reset();
+        Ok(pmu)
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &PmuConfig {
+        &self.cfg
+    }
+
+    /// The backend.
+    #[must_use]
+    pub const fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably (to feed it counts, or let it handle host events).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// The most recent error of the backend, if any, taken out. A counter the backend could
+    /// not program does not count.
+    pub fn take_backend_error(&mut self) -> Option<B::Error> {
+        self.backend_error.take()
+    }
+
+    /// Changes the configuration before the vCPU first runs. The PMU is reset.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Busy`] after [`Pmu::start`], and [`ConfigError::TooManyCounters`] as for
+    /// [`Pmu::new`]. On error nothing changes.
+    pub fn reconfigure(&mut self, cfg: PmuConfig) -> Result<(), ConfigError> {
+        if self.started {
+            return Err(ConfigError::Busy);
+        }
+        check_backend(&cfg, &self.backend)?;
+        self.cfg = cfg;
+        self.ceid = self.compute_ceid();
+        self.reset();
+        Ok(())
+    }
+
+    /// Marks the vCPU as having run: from now on the configuration is fixed.
+    pub fn start(&mut self) {
+        self.started = true;
+    }
+
+    /// Whether [`Pmu::start`] was called.
+    #[must_use]
+    pub const fn started(&self) -> bool {
+        self.started
+    }
+
+    /// The architectural reset of the whole PMU: `PMCR.E` = 0, N kept, counters, bitmaps,
+    /// event types, `PMSELR` and `PMUSERENR` zero (where the Arm ARM says UNKNOWN, vpmu
+    /// chooses 0); every backend counter is released.
+    pub fn reset(&mut self) {
+        for i in 0..32 {
+            if self.pmc.get(i).is_some_and(|c| c.live) {
+                if let Some(id) = counter_id(i) {
+                    self.backend.release(id);
+                }
+            }
+        }
+        self.pmc = [Pmc::RESET; 32];
+        self.pmselr = 0;
+        self.cnten = 0;
+        self.inten = 0;
+        self.ovs = 0;
+        self.userenr = Pmuserenr::empty();
+        self.reset_pmcr();
+    }
+
+    /// Resets `PMCR` to its reset value: `E` = 0, `D`, `X`, `DP`, `LP` 0, `LC` 1 when the
+    /// guest has no AArch32 EL0 (it is RES1 then) and 0 otherwise. Counters stop.
+    pub fn reset_pmcr(&mut self) {
+        self.set_pmcr(Pmcr::empty());
+    }
+
+    /// Whether counter `idx` exists: an event counter below `PMCR.N`, or 31, the cycle counter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{backend::SoftBackend, config::PmuConfig, Pmu};
+    /// let pmu = Pmu::new(PmuConfig::builder().counters(2).build()?, SoftBackend::new())?;
+    /// assert!(pmu.pmu_counter_idx_valid(1) && pmu.pmu_counter_idx_valid(31));
+    /// assert!(!pmu.pmu_counter_idx_valid(2) && !pmu.pmu_counter_idx_valid(32));
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub const fn pmu_counter_idx_valid(&self, idx: u8) -> bool {
+        idx < self.cfg.counters || idx == CYCLE_COUNTER_BIT
+    }
+
+    /// The bits of the counters that exist: `0..N` and 31.
+    const fn valid_mask(&self) -> u32 {
+        let events = match 1u32.checked_shl(self.cfg.counters as u32) {
+            Some(b) => b.wrapping_sub(1),
+            None => u32::MAX,
+        };
+        events | (1 << CYCLE_COUNTER_BIT)
+    }
+
+    /// The overflow interrupt level: `PMCR.E && (PMOVSSET & PMINTENSET) != 0`. The caller drives
+    /// the PPI/SPI from it after every access and every [`Pmu::sync`].
+    #[must_use]
+    pub const fn irq_level(&self) -> bool {
+        self.pmcr.contains(Pmcr::E) && self.ovs & self.inten != 0
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Trap entry points
+    // ------------------------------------------------------------------------------------
+
+    /// Emulates a decoded access: reads the value to write from `regs`, or puts the value read
+    /// into them (`MRS` into `XZR` discards it, `MSR` from `XZR` writes 0; `MRRC` fills
+    /// `Rt` with bits \[31:0\] and `Rt2` with \[63:32\]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{backend::SoftBackend, config::PmuConfig, decode::*, reg::PmuReg, El, Outcome, Pmu};
+    ///
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// let mut x = [0u64; 31];
+    /// x[1] = 0b101; // PMSELR = 5
+    /// let w = SysregAccess { reg: PmuReg::Pmselr, dir: Direction::Write, xfer: Xfer::A64 { rt: Gpr::new(1).unwrap() } };
+    /// assert_eq!(pmu.handle(&w, El::El1, &mut x), Outcome::Written);
+    /// let r = SysregAccess { dir: Direction::Read, xfer: Xfer::A64 { rt: Gpr::new(7).unwrap() }, ..w };
+    /// assert_eq!(pmu.handle(&r, El::El1, &mut x), Outcome::Read(5));
+    /// assert_eq!(x[7], 5);
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    pub fn handle(&mut self, access: &SysregAccess, el: El, regs: &mut impl GuestRegs) -> Outcome {
+        let get = |r: Gpr| if r.is_zero_reg() { 0 } else { regs.get(r.get()) };
+        let op = match (access.dir, access.xfer) {
+            (Direction::Read, _) => Op::Read,
+            (Direction::Write, Xfer::A64 { rt }) => Op::Write(get(rt)),
+            (Direction::Write, Xfer::A32 { rt, .. }) => Op::Write(get(rt) & LOW32),
+            (Direction::Write, Xfer::A32Wide { rt, rt2, .. }) => Op::Write((get(rt) & LOW32) | (get(rt2) << 32)),
+        };
+        let out = self.emulate(access.reg, Params { op, aarch32: access.xfer.is_32bit(), el });
+        if let Outcome::Read(v) = out {
+            let mut set = |r: Gpr, v: u64| {
+                if !r.is_zero_reg() {
+                    regs.set(r.get(), v);
+                }
+            };
+            match access.xfer {
+                Xfer::A64 { rt } => set(rt, v),
+                Xfer::A32 { rt, .. } => set(rt, v & LOW32),
+                Xfer::A32Wide { rt, rt2, .. } => {
+                    set(rt, v & LOW32);
+                    set(rt2, v >> 32);
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes an ESR_EL2 syndrome and emulates the access: the one call a hypervisor makes
+    /// for every trapped system register access. [`Outcome::NotPmu`] means: not ours, fall
+    /// through.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] if the syndrome is not a system register access (see
+    /// [`decode_esr`]). Nothing changes then.
+    pub fn handle_esr(&mut self, esr: u64, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
+        Ok(match decode_esr(esr)? {
+            Decoded::Pmu(a) => self.handle(&a, el, regs),
+            Decoded::NotPmu(o) => Outcome::NotPmu(o),
+        })
+    }
+
+    /// Decodes an A64 `MRS`/`MSR` instruction word and emulates it (for emulators).
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::NotSysregMove`] if the word is not an `MRS`/`MSR`. Nothing changes then.
+    pub fn handle_insn(&mut self, insn: u32, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
+        Ok(match decode_insn(insn)? {
+            Decoded::Pmu(a) => self.handle(&a, el, regs),
+            Decoded::NotPmu(o) => Outcome::NotPmu(o),
+        })
+    }
+
+    /// A 64-bit read of `reg` at `el`, without general-purpose registers.
+    pub fn read(&mut self, reg: PmuReg, el: El) -> Outcome {
+        self.emulate(reg, Params::read(el))
+    }
+
+    /// A 64-bit write of `value` to `reg` at `el`, without general-purpose registers.
+    pub fn write(&mut self, reg: PmuReg, value: u64, el: El) -> Outcome {
+        self.emulate(reg, Params::write(value, el))
+    }
+
+    /// Emulates one access to `reg`: the dispatch to the per-register handlers.
+    pub fn emulate(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        match reg {
+            PmuReg::Pmcr => self.access_pmcr(p),
+            PmuReg::Pmselr => self.access_pmselr(p),
+            PmuReg::Pmceid0 | PmuReg::Pmceid1 | PmuReg::Pmceid2 | PmuReg::Pmceid3 => self.access_pmceid(reg, p),
+            PmuReg::Pmccntr | PmuReg::Pmevcntr(_) | PmuReg::Pmxevcntr => self.access_pmu_evcntr(reg, p),
+            PmuReg::Pmccfiltr | PmuReg::Pmevtyper(_) | PmuReg::Pmxevtyper => self.access_pmu_evtyper(reg, p),
+            PmuReg::Pmcntenset | PmuReg::Pmcntenclr => self.access_pmcnten(reg, p),
+            PmuReg::Pmintenset | PmuReg::Pmintenclr => self.access_pminten(reg, p),
+            PmuReg::Pmovsset | PmuReg::Pmovsclr => self.access_pmovs(reg, p),
+            PmuReg::Pmswinc => self.access_pmswinc(p),
+            PmuReg::Pmuserenr => self.access_pmuserenr(p),
+            PmuReg::Pmmir => self.access_pmmir(p),
+        }
+    }
+
+    /// The checks every access goes through before its handler: the register's direction,
+    /// its existence in this PMU version, and EL0's rights (`PMUSERENR`).
+    fn check(&self, reg: PmuReg, p: &Params) -> Option<Outcome> {
+        let acc = reg.access();
+        let read = p.is_read();
+        if (read && !acc.readable) || (!read && !acc.writable) {
+            return Some(Outcome::Undefined);
+        }
+        if reg == PmuReg::Pmmir && self.cfg.version < PmuVersion::V3p4 {
+            return Some(Outcome::Undefined);
+        }
+        if p.el == El::El0 && !self.el0_may(reg, read) {
+            if !acc.el0 || reg == PmuReg::Pmuserenr {
+                return Some(Outcome::Undefined);
+            }
+            return Some(match self.cfg.el0_denial {
+                El0Denial::TrapToEl1 => Outcome::TrapToEl1,
+                El0Denial::Undefined => Outcome::Undefined,
+            });
+        }
+        None
+    }
+
+    /// Whether EL0 may make this access under the current `PMUSERENR`.
+    fn el0_may(&self, reg: PmuReg, read: bool) -> bool {
+        let u = self.userenr;
+        match reg {
+            PmuReg::Pmintenset | PmuReg::Pmintenclr | PmuReg::Pmmir => false,
+            PmuReg::Pmuserenr => read,
+            _ if u.contains(Pmuserenr::EN) => true,
+            PmuReg::Pmevcntr(_) | PmuReg::Pmxevcntr => read && u.contains(Pmuserenr::ER),
+            PmuReg::Pmselr => u.contains(Pmuserenr::ER),
+            PmuReg::Pmccntr => read && u.contains(Pmuserenr::CR),
+            PmuReg::Pmswinc => u.contains(Pmuserenr::SW),
+            _ => false,
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Per-register handlers
+    // ------------------------------------------------------------------------------------
+
+    /// `PMCR_EL0`: stores E, D, X, DP, LC (RES1 without AArch32 EL0) and LP (PMUv3p5); `P`
+    /// zeroes every event counter (all 64 bits), `C` the cycle counter; both read as 0. `N`,
+    /// `IDCODE` and `IMP` come from the configuration; writes to them are ignored.
+    pub fn access_pmcr(&mut self, p: Params) -> Outcome {
+        if let Some(o) = self.check(PmuReg::Pmcr, &p) {
+            return o;
+        }
+        match p.op {
+            Op::Read => Outcome::Read(self.pmcr_value()),
+            Op::Write(v) => {
+                let v = Pmcr::from_bits_truncate(v);
+                let reset = v & (Pmcr::P | Pmcr::C);
+                let old = self.pmcr;
+                let new = self.stored_pmcr(v);
+                // Counters whose counting or overflow point the write changes.
+                let mut affected = 0u32;
+                if (old ^ new).intersects(Pmcr::E | Pmcr::LP) {
+                    affected |= self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
+                }
+                if (old ^ new).intersects(Pmcr::E | Pmcr::LC | Pmcr::D) || reset.contains(Pmcr::C) {
+                    affected |= 1 << CYCLE_COUNTER_BIT;
+                }
+                if reset.contains(Pmcr::P) {
+                    affected |= self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
+                }
+                for_each_bit(affected, |i| self.fold(i));
+                self.pmcr = new;
+                if reset.contains(Pmcr::P) {
+                    for_each_bit(self.valid_mask() & !(1 << CYCLE_COUNTER_BIT), |i| self.update(i, |c| c.value = 0));
+                }
+                if reset.contains(Pmcr::C) {
+                    self.update(CYCLE_COUNTER_BIT.into(), |c| {
+                        c.value = 0;
+                        c.prescale = 0;
+                    });
+                }
+                for_each_bit(affected, |i| self.arm(i));
+                Outcome::Written
+            }
+        }
+    }
+
+    /// `PMSELR_EL0`: only `SEL`, bits \[4:0\]. Any value may be written, even one that selects
+    /// no counter: the `PMXEV*` accesses through it are what fail.
+    pub fn access_pmselr(&mut self, p: Params) -> Outcome {
+        if let Some(o) = self.check(PmuReg::Pmselr, &p) {
+            return o;
+        }
+        match p.op {
+            Op::Read => Outcome::Read(self.pmselr.into()),
+            Op::Write(v) => {
+                self.pmselr = (v & 0x1f) as u8;
+                Outcome::Written
+            }
+        }
+    }
+
+    /// `PMCEID0`/`PMCEID1` (and the AArch32 `PMCEID2`/`PMCEID3`, their upper halves):
+    /// read-only, writes UNDEFINED. The events the backend supports and the filter allows, plus
+    /// `SW_INCR` and `CHAIN`; `STALL_SLOT*` hidden while `PMMIR.SLOTS` is 0; the upper halves
+    /// (events 0x4000..) only from PMUv3p1. `reg` must be one of the four, else `Undefined`.
+    pub fn access_pmceid(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if let Some(o) = self.check(reg, &p) {
+            return o;
+        }
+        let [c0, c1] = self.ceid;
+        let v = match reg {
+            PmuReg::Pmceid0 => c0,
+            PmuReg::Pmceid1 => c1,
+            PmuReg::Pmceid2 => c0 >> 32,
+            PmuReg::Pmceid3 => c1 >> 32,
+            _ => return Outcome::Undefined,
+        };
+        Outcome::Read(if p.aarch32 { v & LOW32 } else { v })
+    }
+
+    fn compute_ceid(&self) -> [u64; 2] {
+        let slots_hidden = self.cfg.pmmir & 0xff == 0;
+        let mut ceid = [0u64; 2];
+        for (half, base) in [(0u32, 0u16), (32, 0x4000)] {
+            if half == 32 && self.cfg.version < PmuVersion::V3p1 {
+                break;
+            }
+            for bit in 0..64u16 {
+                let event = base | bit;
+                let visible = event == EVENT_SW_INCR
+                    || event == EVENT_CHAIN
+                    || (self.backend.supports(event)
+                        && self.cfg.event_allowed(event)
+                        && !(slots_hidden && EVENTS_STALL_SLOT.contains(&event)));
+                if visible {
+                    let (reg, b) = (usize::from(bit >> 5), u32::from(bit & 31) | half);
+                    if let Some(c) = ceid.get_mut(reg) {
+                        *c |= 1 << b;
+                    }
+                }
+            }
+        }
+        ceid
+    }
+
+    /// `PMEVCNTR<n>_EL0`, `PMCCNTR_EL0` and `PMXEVCNTR_EL0`. Event counters are 32 bits before
+    /// PMUv3p5 (upper bits read 0, writes to them ignored), 64 from it; the cycle counter is
+    /// 64 bits. An AArch32 write keeps bits \[63:32\] and stores \[31:0\]. UNDEFINED: counters
+    /// `n >= N`, and `PMXEVCNTR` with `PMSELR.SEL` = 31 (vpmu's choice, which FEAT_FGT
+    /// requires: KVM aliases `PMCCNTR`, QEMU reads zero) or `SEL` in `N..=30`.
+    /// `reg` must be one of the three, else `Undefined`.
+    pub fn access_pmu_evcntr(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if let Some(o) = self.check(reg, &p) {
+            return o;
+        }
+        let id = match reg {
+            PmuReg::Pmccntr => Some(CounterId::Cycle),
+            PmuReg::Pmevcntr(n) => self.event_counter(n.get()),
+            PmuReg::Pmxevcntr if self.pmselr != CYCLE_COUNTER_BIT => self.event_counter(self.pmselr),
+            _ => None,
+        };
+        let Some(id) = id else { return Outcome::Undefined };
+        let i = id.index();
+        self.fold(i);
+        let old = self.pmc(i).value;
+        match p.op {
+            Op::Read => Outcome::Read(if p.aarch32 { old & LOW32 } else { old }),
+            Op::Write(v) => {
+                let v = if p.aarch32 { (old & !LOW32) | (v & LOW32) } else { v };
+                let mask = self.value_mask(i);
+                self.update(i, |c| {
+                    c.value = v & mask;
+                    c.prescale = 0;
+                });
+                self.arm(i);
+                Outcome::Written
+            }
+        }
+    }
+
+    fn event_counter(&self, n: u8) -> Option<CounterId> {
+        if n < self.cfg.counters {
+            EventCounter::new(n).map(CounterId::Event)
+        } else {
+            None
+        }
+    }
+
+    /// `PMEVTYPER<n>_EL0`, `PMCCFILTR_EL0` and `PMXEVTYPER_EL0` (which reaches `PMCCFILTR`
+    /// when `PMSELR.SEL` = 31). Writable: the event number (10 bits before PMUv3p1, 16 from
+    /// it; none for `PMCCFILTR`), `P` and `U`, `NSH` with EL2, `NSK`, `NSU` and `M` with EL3.
+    /// UNDEFINED for counters `n >= N`, direct or through `SEL`. `reg` must be one of the
+    /// three, else `Undefined`.
+    pub fn access_pmu_evtyper(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if let Some(o) = self.check(reg, &p) {
+            return o;
+        }
+        let id = match reg {
+            PmuReg::Pmccfiltr => Some(CounterId::Cycle),
+            PmuReg::Pmevtyper(n) => self.event_counter(n.get()),
+            PmuReg::Pmxevtyper if self.pmselr == CYCLE_COUNTER_BIT => Some(CounterId::Cycle),
+            PmuReg::Pmxevtyper => self.event_counter(self.pmselr),
+            _ => None,
+        };
+        let Some(id) = id else { return Outcome::Undefined };
+        let i = id.index();
+        match p.op {
+            Op::Read => Outcome::Read(self.pmc(i).evtyper.into()),
+            Op::Write(v) => {
+                let mask = self.evtyper_mask(id);
+                self.fold(i);
+                self.update(i, |c| c.evtyper = (v & mask) as u32);
+                self.arm(i);
+                // The counter above an even one chains from it: nothing to reprogram there,
+                // CHAIN is counted here, not by the backend.
+                Outcome::Written
+            }
+        }
+    }
+
+    fn evtyper_mask(&self, id: CounterId) -> u64 {
+        let mut f = EvtypeFilter::P | EvtypeFilter::U;
+        if self.cfg.el2 {
+            f |= EvtypeFilter::NSH;
+        }
+        if self.cfg.el3 {
+            f |= EvtypeFilter::NSK | EvtypeFilter::NSU | EvtypeFilter::M;
+        }
+        match id {
+            CounterId::Cycle => f.bits(),
+            CounterId::Event(_) => f.bits() | u64::from(self.cfg.version.event_mask()),
+        }
+    }
+
+    /// `PMCNTENSET_EL0` / `PMCNTENCLR_EL0`: both read the enables; a write sets or clears the
+    /// bits written as 1. Bits of counters that do not exist read 0 and ignore writes. `reg`
+    /// must be one of the two, else `Undefined`.
+    pub fn access_pmcnten(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if let Some(o) = self.check(reg, &p) {
+            return o;
+        }
+        match (p.op, reg) {
+            (Op::Read, PmuReg::Pmcntenset | PmuReg::Pmcntenclr) => Outcome::Read(self.cnten.into()),
+            (Op::Write(v), PmuReg::Pmcntenset | PmuReg::Pmcntenclr) => {
+                let bits = (v as u32) & self.valid_mask();
+                let set = reg == PmuReg::Pmcntenset;
+                let changed = if set { bits & !self.cnten } else { bits & self.cnten };
+                for_each_bit(changed, |i| self.fold(i));
+                self.cnten ^= changed;
+                for_each_bit(changed, |i| self.arm(i));
+                Outcome::Written
+            }
+            _ => Outcome::Undefined,
+        }
+    }
+
+    /// `PMINTENSET_EL1` / `PMINTENCLR_EL1`: the overflow interrupt enables, set/clear
+    /// semantics. UNDEFINED at EL0. `reg` must be one of the two, else `Undefined`.
+    pub fn access_pminten(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if let Some(o) = self.check(reg, &p) {
+            return o;
+        }
+        let mask = self.valid_mask();
+        match reg {
+            PmuReg::Pmintenset | PmuReg::Pmintenclr => set_clr(&mut self.inten, reg == PmuReg::Pmintenset, mask, p.op),
+            _ => Outcome::Undefined,
+        }
+    }
+
+    /// `PMOVSSET_EL0` / `PMOVSCLR_EL0`: the overflow flags, set/clear semantics. Setting a
+    /// flag can raise the interrupt, clearing one lower it. `reg` must be one of the two,
+    /// else `Undefined`.
+    pub fn access_pmovs(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if let Some(o) = self.check(reg, &p) {
+            return o;
+        }
+        let mask = self.valid_mask();
+        match reg {
+            PmuReg::Pmovsset | PmuReg::Pmovsclr => set_clr(&mut self.ovs, reg == PmuReg::Pmovsset, mask, p.op),
+            _ => Outcome::Undefined,
+        }
+    }
+
+    /// `PMSWINC_EL0`: write-only. Increments each event counter whose bit is written as 1,
+    /// that exists, is typed `SW_INCR`, is enabled in `PMCNTENSET` with `PMCR.E` = 1, and
+    /// whose filter counts at the exception level of the write. Bit 31 is ignored.
+    pub fn access_pmswinc(&mut self, p: Params) -> Outcome {
+        if let Some(o) = self.check(PmuReg::Pmswinc, &p) {
+            return o;
+        }
+        let Op::Write(v) = p.op else { return Outcome::Undefined };
+        if !self.pmcr.contains(Pmcr::E) {
+            return Outcome::Written;
+        }
+        let bits = (v as u32) & self.cnten & self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
+        for_each_bit(bits, |i| {
+            if self.event_of(i) == EVENT_SW_INCR && self.counts_at(i, p.el) {
+                self.add(i, 1);
+            }
+        });
+        Outcome::Written
+    }
+
+    /// `PMUSERENR_EL0`: `EN`, `SW`, `CR`, `ER`. Readable at EL0, writable only at EL1.
+    pub fn access_pmuserenr(&mut self, p: Params) -> Outcome {
+        if let Some(o) = self.check(PmuReg::Pmuserenr, &p) {
+            return o;
+        }
+        match p.op {
+            Op::Read => Outcome::Read(self.userenr.bits()),
+            Op::Write(v) => {
+                self.userenr = Pmuserenr::from_bits_truncate(v);
+                Outcome::Written
+            }
+        }
+    }
+
+    /// `PMMIR_EL1`: read-only, from the configuration; UNDEFINED before PMUv3p4 and at EL0.
+    pub fn access_pmmir(&mut self, p: Params) -> Outcome {
+        if let Some(o) = self.check(PmuReg::Pmmir, &p) {
+            return o;
+        }
+        Outcome::Read(self.cfg.pmmir.into())
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Counting
+    // ------------------------------------------------------------------------------------
+
+    /// Collects what the backend counted for every programmed counter, sets the overflow
+    /// flags, counts `CHAIN`, and re-arms the counters that overflowed. Call it when the
+    /// backend signals that a counter reached its period (a perf overflow, a physical PMU
+    /// interrupt); then update the interrupt line from [`Pmu::irq_level`]. O(N).
+    pub fn sync(&mut self) {
+        for i in 0..32 {
+            self.fold(i);
+        }
+    }
+
+    fn pmc(&self, i: usize) -> Pmc {
+        self.pmc.get(i).copied().unwrap_or(Pmc::RESET)
+    }
+
+    fn update(&mut self, i: usize, f: impl FnOnce(&mut Pmc)) {
+        if let Some(c) = self.pmc.get_mut(i) {
+            f(c);
+        }
+    }
+
+    fn pmcr_value(&self) -> u64 {
+        let c = &self.cfg;
+        self.pmcr.bits()
+            | (u64::from(c.counters) << Pmcr::N_SHIFT)
+            | (u64::from(c.idcode) << Pmcr::IDCODE_SHIFT)
+            | (u64::from(c.imp) << Pmcr::IMP_SHIFT)
+    }
+
+    /// The PMCR bits that are stored, from a written value.
+    fn stored_pmcr(&self, v: Pmcr) -> Pmcr {
+        let mut keep = Pmcr::E | Pmcr::D | Pmcr::X | Pmcr::DP | Pmcr::LC;
+        if self.cfg.version >= PmuVersion::V3p5 {
+            keep |= Pmcr::LP;
+        }
+        let mut new = v & keep;
+        if !self.cfg.aarch32_el0 {
+            new |= Pmcr::LC;
+        }
+        new
+    }
+
+    fn set_pmcr(&mut self, v: Pmcr) {
+        self.pmcr = self.stored_pmcr(v);
+    }
+
+    fn event_of(&self, i: usize) -> u16 {
+        if i == usize::from(CYCLE_COUNTER_BIT) {
+            EVENT_CPU_CYCLES
+        } else {
+            (self.pmc(i).evtyper as u16) & self.cfg.version.event_mask()
+        }
+    }
+
+    /// The architecture's filter rule: count at EL1 iff `P == NSK`, at EL0 iff `U == NSU`.
+    fn counts_at(&self, i: usize, el: El) -> bool {
+        let f = EvtypeFilter::from_bits_truncate(self.pmc(i).evtyper.into());
+        match el {
+            El::El1 => f.contains(EvtypeFilter::P) == f.contains(EvtypeFilter::NSK),
+            El::El0 => f.contains(EvtypeFilter::U) == f.contains(EvtypeFilter::NSU),
+        }
+    }
+
+    fn enabled(&self, i: usize) -> bool {
+        self.pmcr.contains(Pmcr::E) && self.cnten & (1 << i) != 0
+    }
+
+    /// Bits of the counter's value that exist.
+    fn value_mask(&self, i: usize) -> u64 {
+        if i == usize::from(CYCLE_COUNTER_BIT) || self.cfg.version >= PmuVersion::V3p5 {
+            u64::MAX
+        } else {
+            LOW32
+        }
+    }
+
+    /// The width at whose carry the counter overflows: 32 or 64.
+    fn overflow_bits(&self, i: usize) -> u32 {
+        let long = if i == usize::from(CYCLE_COUNTER_BIT) { self.pmcr.contains(Pmcr::LC) } else { self.pmcr.contains(Pmcr::LP) };
+        if long {
+            64
+        } else {
+            32
+        }
+    }
+
+    /// Whether the cycle counter ticks once per 64 cycles.
+    fn divided(&self, i: usize) -> bool {
+        i == usize::from(CYCLE_COUNTER_BIT) && self.pmcr.contains(Pmcr::D) && !self.pmcr.contains(Pmcr::LC)
+    }
+
+    /// What the backend should count for counter `i` now, if anything.
+    fn request(&self, i: usize) -> Option<CountRequest> {
+        let valid = u8::try_from(i).is_ok_and(|b| self.pmu_counter_idx_valid(b));
+        if !valid || !self.enabled(i) {
+            return None;
+        }
+        let event = self.event_of(i);
+        if event == EVENT_SW_INCR || event == EVENT_CHAIN || !self.cfg.event_allowed(event) || !self.backend.supports(event) {
+            return None;
+        }
+        let (el0, el1) = (self.counts_at(i, El::El0), self.counts_at(i, El::El1));
+        if !el0 && !el1 {
+            return None;
+        }
+        let c = self.pmc(i);
+        let bits = self.overflow_bits(i);
+        let low = if bits == 64 { u128::from(c.value) } else { u128::from(c.value & LOW32) };
+        let ticks = (1u128 << bits).wrapping_sub(low);
+        let events = if self.divided(i) { ticks.saturating_mul(64).saturating_sub(c.prescale.into()) } else { ticks };
+        let period = u64::try_from(events).unwrap_or(u64::MAX);
+        Some(CountRequest { event, el0, el1, period })
+    }
+
+    /// Brings the backend in line with counter `i`'s state: programs it with a fresh period,
+    /// or releases it.
+    fn arm(&mut self, i: usize) {
+        let Some(id) = counter_id(i) else { return };
+        match self.request(i) {
+            Some(req) => {
+                let live = match self.backend.program(id, &req) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.backend_error = Some(e);
+                        false
+                    }
+                };
+                self.update(i, |c| c.live = live);
+            }
+            None if self.pmc(i).live => {
+                self.backend.release(id);
+                self.update(i, |c| c.live = false);
+            }
+            None => {}
+        }
+    }
+
+    /// Adds what the backend counted for counter `i` since the last look; re-arms it if it
+    /// overflowed (its period is spent).
+    fn fold(&mut self, i: usize) {
+        if !self.pmc(i).live {
+            return;
+        }
+        let Some(id) = counter_id(i) else { return };
+        let d = self.backend.read(id);
+        if d != 0 && self.add(i, d) {
+            self.arm(i);
+        }
+    }
+
+    /// Adds `d` events to counter `i`: the cycle counter's divider, the value's width, the
+    /// overflow flag at the carry out of bit 31 or 63, and `CHAIN` into the odd counter above.
+    /// Returns whether it overflowed.
+    fn add(&mut self, i: usize, d: u64) -> bool {
+        let divided = self.divided(i);
+        let bits = self.overflow_bits(i);
+        let mask = self.value_mask(i);
+        let mut carries = 0;
+        self.update(i, |c| {
+            let d = if divided {
+                let total = u64::from(c.prescale).saturating_add(d);
+                c.prescale = (total % 64) as u8;
+                total / 64
+            } else {
+                d
+            };
+            let low = if bits == 64 { u128::from(c.value) } else { u128::from(c.value & LOW32) };
+            carries = u64::try_from(low.wrapping_add(d.into()) >> bits).unwrap_or(u64::MAX);
+            c.value = c.value.wrapping_add(d) & mask;
+        });
+        if carries == 0 {
+            return false;
+        }
+        self.ovs |= 1 << i;
+        let odd = i.wrapping_add(1);
+        if i % 2 == 0 && i < 30 && self.chains(odd) {
+            self.add(odd, carries);
+        }
+        true
+    }
+
+    /// Whether odd counter `i` counts `CHAIN` from the even counter below it now.
+    fn chains(&self, i: usize) -> bool {
+        u8::try_from(i).is_ok_and(|b| b < self.cfg.counters)
+            && self.enabled(i)
+            && self.event_of(i) == EVENT_CHAIN
+            && !self.pmcr.contains(Pmcr::LP)
+    }
+}
+
+/// Set/clear semantics shared by the three bitmap pairs.
+fn set_clr(reg: &mut u32, set: bool, mask: u32, op: Op) -> Outcome {
+    match op {
+        Op::Read => Outcome::Read((*reg & mask).into()),
+        Op::Write(v) => {
+            let bits = (v as u32) & mask;
+            if set {
+                *reg |= bits;
+            } else {
+                *reg &= !bits;
+            }
+            Outcome::Written
+        }
+    }
+}
+
+fn check_backend<B: CounterBackend>(cfg: &PmuConfig, backend: &B) -> Result<(), ConfigError> {
+    let max = backend.max_event_counters();
+    if cfg.counters > max {
+        return Err(ConfigError::TooManyCounters { requested: cfg.counters, max });
+    }
+    Ok(())
+}
+
+fn counter_id(i: usize) -> Option<CounterId> {
+    CounterId::from_bit(u8::try_from(i).ok()?)
+}
+
+/// Calls `f` with the index of every set bit of `bits`, lowest first.
+fn for_each_bit(mut bits: u32, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits.wrapping_sub(1);
+    }
+}
+
+impl fmt::Display for El {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            El::El0 => "EL0",
+            El::El1 => "EL1",
+        })
+    }
+}
