@@ -140,21 +140,21 @@ const LOW32: u64 = 0xffff_ffff;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Pmu<B: CounterBackend> {
-    cfg: PmuConfig,
+    pub(crate) cfg: PmuConfig,
     /// The stored bits of PMCR: E, D, X, DP, LC, LP as the version allows.
-    pmcr: Pmcr,
-    pmselr: u8,
-    cnten: u32,
-    inten: u32,
-    ovs: u32,
-    userenr: Pmuserenr,
+    pub(crate) pmcr: Pmcr,
+    pub(crate) pmselr: u8,
+    pub(crate) cnten: u32,
+    pub(crate) inten: u32,
+    pub(crate) ovs: u32,
+    pub(crate) userenr: Pmuserenr,
     /// `PMCEID0` and `PMCEID1`, 64 bits each, computed from the configuration and backend.
-    ceid: [u64; 2],
+    pub(crate) ceid: [u64; 2],
     /// Counters by their bit: 0..=30 the event counters, 31 the cycle counter.
-    pmc: [Pmc; 32],
-    started: bool,
-    backend: B,
-    backend_error: Option<B::Error>,
+    pub(crate) pmc: [Pmc; 32],
+    pub(crate) started: bool,
+    pub(crate) backend: B,
+    pub(crate) backend_error: Option<B::Error>,
 }
 
 impl<B: CounterBackend> Pmu<B> {
@@ -279,7 +279,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// The bits of the counters that exist: `0..N` and 31.
-    const fn valid_mask(&self) -> u32 {
+    pub(crate) const fn valid_mask(&self) -> u32 {
         let events = match 1u32.checked_shl(self.cfg.counters as u32) {
             Some(b) => b.wrapping_sub(1),
             None => u32::MAX,
@@ -516,7 +516,7 @@ impl<B: CounterBackend> Pmu<B> {
         Outcome::Read(if p.aarch32 { v & LOW32 } else { v })
     }
 
-    fn compute_ceid(&self) -> [u64; 2] {
+    pub(crate) fn compute_ceid(&self) -> [u64; 2] {
         let slots_hidden = self.cfg.pmmir & 0xff == 0;
         let mut ceid = [0u64; 2];
         for (half, base) in [(0u32, 0u16), (32, 0x4000)] {
@@ -616,7 +616,7 @@ impl<B: CounterBackend> Pmu<B> {
         }
     }
 
-    fn evtyper_mask(&self, id: CounterId) -> u64 {
+    pub(crate) fn evtyper_mask(&self, id: CounterId) -> u64 {
         let mut f = EvtypeFilter::P | EvtypeFilter::U;
         if self.cfg.el2 {
             f |= EvtypeFilter::NSH;
@@ -735,17 +735,17 @@ impl<B: CounterBackend> Pmu<B> {
         }
     }
 
-    fn pmc(&self, i: usize) -> Pmc {
+    pub(crate) fn pmc(&self, i: usize) -> Pmc {
         self.pmc.get(i).copied().unwrap_or(Pmc::RESET)
     }
 
-    fn update(&mut self, i: usize, f: impl FnOnce(&mut Pmc)) {
+    pub(crate) fn update(&mut self, i: usize, f: impl FnOnce(&mut Pmc)) {
         if let Some(c) = self.pmc.get_mut(i) {
             f(c);
         }
     }
 
-    fn pmcr_value(&self) -> u64 {
+    pub(crate) fn pmcr_value(&self) -> u64 {
         let c = &self.cfg;
         self.pmcr.bits()
             | (u64::from(c.counters) << Pmcr::N_SHIFT)
@@ -754,7 +754,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// The PMCR bits that are stored, from a written value.
-    fn stored_pmcr(&self, v: Pmcr) -> Pmcr {
+    pub(crate) fn stored_pmcr(&self, v: Pmcr) -> Pmcr {
         let mut keep = Pmcr::E | Pmcr::D | Pmcr::X | Pmcr::DP | Pmcr::LC;
         if self.cfg.version >= PmuVersion::V3p5 {
             keep |= Pmcr::LP;
@@ -770,7 +770,7 @@ impl<B: CounterBackend> Pmu<B> {
         self.pmcr = self.stored_pmcr(v);
     }
 
-    fn event_of(&self, i: usize) -> u16 {
+    pub(crate) fn event_of(&self, i: usize) -> u16 {
         if i == usize::from(CYCLE_COUNTER_BIT) {
             EVENT_CPU_CYCLES
         } else {
@@ -779,7 +779,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// The architecture's filter rule: count at EL1 iff `P == NSK`, at EL0 iff `U == NSU`.
-    fn counts_at(&self, i: usize, el: El) -> bool {
+    pub(crate) fn counts_at(&self, i: usize, el: El) -> bool {
         let f = EvtypeFilter::from_bits_truncate(self.pmc(i).evtyper.into());
         match el {
             El::El1 => f.contains(EvtypeFilter::P) == f.contains(EvtypeFilter::NSK),
@@ -792,7 +792,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// Bits of the counter's value that exist.
-    fn value_mask(&self, i: usize) -> u64 {
+    pub(crate) fn value_mask(&self, i: usize) -> u64 {
         if i == usize::from(CYCLE_COUNTER_BIT) || self.cfg.version >= PmuVersion::V3p5 {
             u64::MAX
         } else {
@@ -840,7 +840,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// Brings the backend in line with counter `i`'s state: programs it with a fresh period,
     /// or releases it.
-    fn arm(&mut self, i: usize) {
+    pub(crate) fn arm(&mut self, i: usize) {
         let Some(id) = counter_id(i) else { return };
         match self.request(i) {
             Some(req) => {
@@ -863,7 +863,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// Adds what the backend counted for counter `i` since the last look; re-arms it if it
     /// overflowed (its period is spent).
-    fn fold(&mut self, i: usize) {
+    pub(crate) fn fold(&mut self, i: usize) {
         if !self.pmc(i).live {
             return;
         }
