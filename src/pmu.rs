@@ -259,7 +259,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// Resets `PMCR` to its reset value: `E` = 0, `D`, `X`, `DP`, `LP` 0, `LC` 1 when the
     /// guest has no AArch32 EL0 (it is RES1 then) and 0 otherwise. Counters stop.
     pub fn reset_pmcr(&mut self) {
-        self.set_pmcr(Pmcr::empty());
+        self.write_pmcr(Pmcr::empty());
     }
 
     /// Whether counter `idx` exists: an event counter below `PMCR.N`, or 31, the cycle counter.
@@ -450,36 +450,39 @@ impl<B: CounterBackend> Pmu<B> {
         match p.op {
             Op::Read => Outcome::Read(self.pmcr_value()),
             Op::Write(v) => {
-                let v = Pmcr::from_bits_truncate(v);
-                let reset = v & (Pmcr::P | Pmcr::C);
-                let old = self.pmcr;
-                let new = self.stored_pmcr(v);
-                // Counters whose counting or overflow point the write changes.
-                let mut affected = 0u32;
-                if (old ^ new).intersects(Pmcr::E | Pmcr::LP) {
-                    affected |= self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
-                }
-                if (old ^ new).intersects(Pmcr::E | Pmcr::LC | Pmcr::D) || reset.contains(Pmcr::C) {
-                    affected |= 1 << CYCLE_COUNTER_BIT;
-                }
-                if reset.contains(Pmcr::P) {
-                    affected |= self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
-                }
-                for_each_bit(affected, |i| self.fold(i));
-                self.pmcr = new;
-                if reset.contains(Pmcr::P) {
-                    for_each_bit(self.valid_mask() & !(1 << CYCLE_COUNTER_BIT), |i| self.update(i, |c| c.value = 0));
-                }
-                if reset.contains(Pmcr::C) {
-                    self.update(CYCLE_COUNTER_BIT.into(), |c| {
-                        c.value = 0;
-                        c.prescale = 0;
-                    });
-                }
-                for_each_bit(affected, |i| self.arm(i));
+                self.write_pmcr(Pmcr::from_bits_truncate(v));
                 Outcome::Written
             }
         }
+    }
+
+    /// A guest write of `PMCR`: stores what may be stored, performs `P` and `C`, and brings the
+    /// backend in line with the counters whose counting or overflow point changed.
+    fn write_pmcr(&mut self, v: Pmcr) {
+        let reset = v & (Pmcr::P | Pmcr::C);
+        let old = self.pmcr;
+        let new = self.stored_pmcr(v);
+        let events = self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
+        let cycle = 1 << CYCLE_COUNTER_BIT;
+        let mut affected = 0u32;
+        if (old ^ new).intersects(Pmcr::E | Pmcr::LP) || reset.contains(Pmcr::P) {
+            affected |= events;
+        }
+        if (old ^ new).intersects(Pmcr::E | Pmcr::LC | Pmcr::D) || reset.contains(Pmcr::C) {
+            affected |= cycle;
+        }
+        for_each_bit(affected, |i| self.fold(i));
+        self.pmcr = new;
+        if reset.contains(Pmcr::P) {
+            for_each_bit(events, |i| self.update(i, |c| c.value = 0));
+        }
+        if reset.contains(Pmcr::C) {
+            self.update(CYCLE_COUNTER_BIT.into(), |c| {
+                c.value = 0;
+                c.prescale = 0;
+            });
+        }
+        for_each_bit(affected, |i| self.arm(i));
     }
 
     /// `PMSELR_EL0`: only `SEL`, bits \[4:0\]. Any value may be written, even one that selects
@@ -764,10 +767,6 @@ impl<B: CounterBackend> Pmu<B> {
             new |= Pmcr::LC;
         }
         new
-    }
-
-    fn set_pmcr(&mut self, v: Pmcr) {
-        self.pmcr = self.stored_pmcr(v);
     }
 
     pub(crate) fn event_of(&self, i: usize) -> u16 {
