@@ -13,6 +13,35 @@
 //! 2. [`field`] — register field layouts (`PMCR`, `PMUSERENR`, event type filters).
 //! 3. [`decode`] — an ESR_EL2 syndrome or an A64 instruction word to a
 //!    [`SysregAccess`](decode::SysregAccess), and back.
+//! 4. [`Pmu`] — one vCPU's PMU: the guest-visible register file and one handler per register
+//!    ([`Pmu::access_pmcr`], [`Pmu::access_pmu_evcntr`], ...), reached through the one entry
+//!    point for traps, [`Pmu::handle_esr`] (or [`Pmu::handle`] for an access decoded already).
+//! 5. [`backend`] — the [`CounterBackend`] trait by which the host counts, and
+//!    [`SoftBackend`], a deterministic one for emulators and tests.
+//! 6. [`config`] — how a VMM describes the vPMU, validated once.
+//!
+//! ## A trap, end to end
+//!
+//! ```
+//! use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu};
+//!
+//! let mut pmu = Pmu::new(PmuConfig::builder().counters(6).build()?, SoftBackend::new())?;
+//! let mut x = [0u64; 31]; // the vCPU's X0..X30
+//! x[1] = 1;               // PMCR.E
+//!
+//! // The guest executed `MSR PMCR_EL0, X1`; it trapped to EL2 with this syndrome.
+//! let esr = 0x6230_e438;
+//! match pmu.handle_esr(esr, El::El1, &mut x) {
+//!     Ok(Outcome::Read(_) | Outcome::Written) => { /* advance the guest's PC */ }
+//!     Ok(Outcome::Undefined) => { /* inject an UNDEFINED exception */ }
+//!     Ok(Outcome::TrapToEl1) => { /* take the trap to the guest's EL1 */ }
+//!     Ok(Outcome::NotPmu(_)) => { /* hand the trap to the other sysreg handlers */ }
+//!     Err(_) => { /* not a system register trap at all */ }
+//! }
+//! assert_eq!(pmu.read(vpmu::reg::PmuReg::Pmcr, El::El1).value(), Some(6 << 11 | 1));
+//! let _level = pmu.irq_level(); // drive the PMU interrupt from this
+//! # Ok::<(), vpmu::config::ConfigError>(())
+//! ```
 //!
 //! ## What vpmu never does
 //!
@@ -43,3 +72,8 @@ pub use backend::{CounterBackend, SoftBackend};
 pub use config::{PmuConfig, PmuVersion};
 pub use decode::SysregAccess;
 pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
