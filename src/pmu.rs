@@ -787,7 +787,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     fn enabled(&self, i: usize) -> bool {
-        self.pmcr.contains(Pmcr::E) && self.cnten & (1 << i) != 0
+        self.pmcr.contains(Pmcr::E) && self.cnten & bit(i) != 0
     }
 
     /// Bits of the counter's value that exist.
@@ -896,7 +896,7 @@ impl<B: CounterBackend> Pmu<B> {
         if carries == 0 {
             return false;
         }
-        self.ovs |= 1 << i;
+        self.ovs |= bit(i);
         let odd = i.wrapping_add(1);
         if i % 2 == 0 && i < 30 && self.chains(odd) {
             self.add(odd, carries);
@@ -939,6 +939,11 @@ fn check_backend<B: CounterBackend>(cfg: &PmuConfig, backend: &B) -> Result<(), 
 
 fn counter_id(i: usize) -> Option<CounterId> {
     CounterId::from_bit(u8::try_from(i).ok()?)
+}
+
+/// The bit of counter `i` in the 32-bit counter bitmaps; 0 for an index that has none.
+pub(crate) fn bit(i: usize) -> u32 {
+    u32::try_from(i).ok().and_then(|s| 1u32.checked_shl(s)).unwrap_or(0)
 }
 
 /// Calls `f` with the index of every set bit of `bits`, lowest first.

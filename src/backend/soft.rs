@@ -1,7 +1,7 @@
 //! [`SoftBackend`]: deterministic counting for emulators and tests.
 
 use super::{CountRequest, CounterBackend, CounterId};
-use crate::pmu::El;
+use crate::pmu::{bit, El};
 use crate::Pmu;
 
 /// Events counted for one `(event, EL filter)` pair, shared by every counter that counts it.
@@ -211,7 +211,7 @@ impl SoftBackend {
             *x = NO_SLOT;
         }
         let Some(slot) = self.slots.get_mut(usize::from(s)) else { return };
-        slot.users &= !(1u32 << i);
+        slot.users &= !bit(i);
         if slot.users != 0 {
             self.recompute_next(s);
             return;
@@ -266,8 +266,9 @@ impl CounterBackend for SoftBackend {
             return Ok(());
         }
         let n = self.nslots;
-        let s = match self.slots.iter().take(usize::from(n)).position(|s| s.event == req.event && s.els == els) {
-            Some(s) => s as u8,
+        let found = (0..n).find(|&s| self.slots.get(usize::from(s)).is_some_and(|x| x.event == req.event && x.els == els));
+        let s = match found {
+            Some(s) => s,
             None => {
                 // At most 32 counters, so at most 32 slots: there is always room.
                 if let Some(x) = self.slots.get_mut(usize::from(n)) {
@@ -278,7 +279,7 @@ impl CounterBackend for SoftBackend {
             }
         };
         let Some(slot) = self.slots.get_mut(usize::from(s)) else { return Ok(()) };
-        slot.users |= 1u32 << i;
+        slot.users |= bit(i);
         let total = slot.total;
         if let (Some(st), Some(dl), Some(so)) = (self.start.get_mut(i), self.deadline.get_mut(i), self.slot_of.get_mut(i)) {
             *st = total;
