@@ -142,9 +142,13 @@ impl PmuIrq {
     pub fn validate_vm(irqs: &[PmuIrq]) -> Result<(), ConfigError> {
         // Index loops, not `enumerate`: its counter is an addition the compiler cannot prove
         // never overflows, and the no-panic check builds with overflow checks on.
+        // Every interrupt is checked on its own first: one out of range is `BadIrq`, never a
+        // mismatch with an earlier vCPU's.
+        for irq in irqs {
+            irq.validate()?;
+        }
         for i in 0..irqs.len() {
             let Some(a) = irqs.get(i) else { continue };
-            a.validate()?;
             for j in i.saturating_add(1)..irqs.len() {
                 let Some(b) = irqs.get(j) else { continue };
                 let clash = match (a, b) {
