@@ -1,0 +1,67 @@
+//! A driver for counting the instructions of the trap path with callgrind.
+//!
+//! Runs `N` trapped accesses (default 1,000,000) through [`Pmu::handle_esr`], a mix of the
+//! common ones: `MRS PMCR_EL0`, `MRS PMEVCNTR3_EL0`, `MRS PMXEVCNTR_EL0` (SEL = 3) and
+//! `MSR PMSWINC_EL0`, in turn, on a `Pmu<SoftBackend>` whose counters are enabled and counting.
+//!
+//! ```text
+//! cargo build --release --example trap_cost
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg0.out target/release/examples/trap_cost 0
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg1.out target/release/examples/trap_cost 1000000
+//! callgrind_annotate /tmp/cg1.out | head -30
+//! ```
+//!
+//! Instructions per access = (total Ir with 1,000,000 − total Ir with 0) / 1,000,000: the
+//! difference removes the setup and process start. Pass a register name as the second
+//! argument (`pmcr`, `evcntr`, `xevcntr`, `swinc`) to run only that access.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
+use std::hint::black_box;
+
+use vpmu::config::{PmuConfig, EVENT_CPU_CYCLES, EVENT_INST_RETIRED, EVENT_SW_INCR};
+use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
+use vpmu::reg::{EventCounter, PmuReg};
+use vpmu::{El, Outcome, Pmu, SoftBackend};
+
+fn esr(reg: PmuReg, dir: Direction, rt: u8) -> u64 {
+    SysregAccess { reg, dir, xfer: Xfer::A64 { rt: Gpr::new(rt).unwrap() } }.to_esr().unwrap()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("an access count"));
+    let only = args.next();
+
+    let cfg = PmuConfig::builder().counters(6).build().unwrap();
+    let mut pmu = Pmu::new(cfg, SoftBackend::new()).unwrap();
+    let c = |n| EventCounter::new(n).unwrap();
+    for (i, e) in [EVENT_CPU_CYCLES, EVENT_INST_RETIRED, 0x10, 0x12, 0x03, EVENT_SW_INCR].into_iter().enumerate() {
+        assert_eq!(pmu.write(PmuReg::Pmevtyper(c(i as u8)), e.into(), El::El1), Outcome::Written);
+    }
+    assert_eq!(pmu.write(PmuReg::Pmcntenset, 0x8000_003f, El::El1), Outcome::Written);
+    assert_eq!(pmu.write(PmuReg::Pmselr, 3, El::El1), Outcome::Written);
+    assert_eq!(pmu.write(PmuReg::Pmcr, 1, El::El1), Outcome::Written);
+    pmu.count(0x12, 400);
+
+    let all = [
+        ("pmcr", esr(PmuReg::Pmcr, Direction::Read, 2)),
+        ("evcntr", esr(PmuReg::Pmevcntr(c(3)), Direction::Read, 2)),
+        ("xevcntr", esr(PmuReg::Pmxevcntr, Direction::Read, 2)),
+        ("swinc", esr(PmuReg::Pmswinc, Direction::Write, 4)),
+    ];
+    let mix: Vec<u64> = all.iter().filter(|(name, _)| only.as_deref().map_or(true, |o| o == *name)).map(|&(_, e)| e).collect();
+    assert!(!mix.is_empty(), "unknown access {only:?}: pmcr, evcntr, xevcntr or swinc");
+
+    let mut x = [0u64; 31];
+    x[4] = 1 << 5; // PMSWINC: counter 5, typed SW_INCR
+    let mut sum = 0u64;
+    let mut j = 0;
+    for _ in 0..n {
+        let esr = mix[j];
+        j = if j + 1 == mix.len() { 0 } else { j + 1 };
+        let out = pmu.handle_esr(black_box(esr), El::El1, &mut x);
+        sum = sum.wrapping_add(x[2]);
+        black_box(out.ok());
+    }
+    println!("{n} accesses, checksum {sum:#x}");
+}
