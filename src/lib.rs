@@ -67,11 +67,13 @@ pub mod field;
 mod pmc;
 mod pmu;
 pub mod reg;
+pub mod snapshot;
 
 pub use backend::{CounterBackend, SoftBackend};
 pub use config::{PmuConfig, PmuVersion};
 pub use decode::SysregAccess;
 pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu};
+pub use snapshot::{OneRegError, PmuState, SnapshotError};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
