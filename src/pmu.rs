@@ -409,6 +409,10 @@ impl<B: CounterBackend> Pmu<B> {
         if reg == PmuReg::Pmmir && self.cfg.version < PmuVersion::V3p4 {
             return Some(Outcome::Undefined);
         }
+        // The AArch32 PMCEID2/PMCEID3 exist only from PMUv3p1.
+        if matches!(reg, PmuReg::Pmceid2 | PmuReg::Pmceid3) && self.cfg.version < PmuVersion::V3p1 {
+            return Some(Outcome::Undefined);
+        }
         if p.el == El::El0 && !self.el0_may(reg, read) {
             if !acc.el0 || reg == PmuReg::Pmuserenr {
                 return Some(Outcome::Undefined);
