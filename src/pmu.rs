@@ -828,6 +828,10 @@ impl<B: CounterBackend> Pmu<B> {
         if event == EVENT_SW_INCR || event == EVENT_CHAIN || !self.cfg.event_allowed(event) || !self.backend.supports(event) {
             return None;
         }
+        // Hidden from PMCEID while PMMIR.SLOTS is 0: not implemented, so not counted either.
+        if self.cfg.pmmir & 0xff == 0 && EVENTS_STALL_SLOT.contains(&event) {
+            return None;
+        }
         let (el0, el1) = (self.counts_at(i, El::El0), self.counts_at(i, El::El1));
         if !el0 && !el1 {
             return None;
