@@ -399,6 +399,59 @@ fn overflow_interrupt_from_the_cycle_counter_with_a_64_bit_overflow_point() {
     assert_eq!(g.mrs(PmuReg::Pmccntr), 0);
 }
 
+/// An emulator asks how far it may run before the next overflow, runs exactly that far, and takes
+/// the interrupt on the right instruction, across exception-level changes and counters that
+/// share an event.
+#[test]
+fn emulator_stops_exactly_at_each_overflow() {
+    let mut g = Guest::version(PmuVersion::V3p5, 3);
+    g.msr(typ(0), u64::from(INST_RETIRED) | F_P); // EL0 only
+    g.msr(typ(1), u64::from(INST_RETIRED)); // both ELs
+    g.msr(typ(2), u64::from(INST_RETIRED)); // both ELs, the same event and filter as counter 1
+    g.msr(cnt(0), PRE_OVERFLOW_32); // 16 EL0 instructions to go
+    g.msr(cnt(1), LOW32 - 99); // 100 to go
+    g.msr(cnt(2), LOW32 - 29); // 30 to go
+    g.msr(PmuReg::Pmcntenset, 0b111);
+    g.msr(PmuReg::Pmintenset, 0b111);
+    g.msr(PmuReg::Pmcr, PMCR_E);
+
+    // At EL1 counter 0 does not count: counter 2 is the nearest.
+    assert_eq!(g.pmu.events_until_overflow(INST_RETIRED), Some(30));
+    g.run(INST_RETIRED, 10);
+    g.eret_to(El::El0);
+    assert_eq!(g.pmu.events_until_overflow(INST_RETIRED), Some(16), "counter 0 counts at EL0");
+    g.run(INST_RETIRED, 15);
+    assert!(!g.irq());
+    assert_eq!(g.pmu.events_until_overflow(INST_RETIRED), Some(1));
+    g.run(INST_RETIRED, 1);
+    assert!(g.irq());
+    // The interrupt is taken to the kernel, which acknowledges it.
+    g.eret_to(El::El1);
+    assert_eq!(g.mrs(PmuReg::Pmovsset), 0b001);
+    g.msr(PmuReg::Pmovsclr, 0b001);
+    assert!(!g.irq());
+    // 26 instructions so far on counters 1 and 2.
+    assert_eq!(g.pmu.events_until_overflow(INST_RETIRED), Some(4));
+    g.run(INST_RETIRED, 3);
+    assert!(!g.irq());
+    g.run(INST_RETIRED, 1);
+    assert!(g.irq());
+    assert_eq!(g.mrs(PmuReg::Pmovsset), 0b100);
+    g.msr(PmuReg::Pmovsclr, 0b100);
+    assert_eq!(g.pmu.events_until_overflow(INST_RETIRED), Some(70));
+    g.run(INST_RETIRED, 70);
+    assert_eq!(g.mrs(PmuReg::Pmovsset), 0b010);
+    // Counter 2 wrapped 70 events ago, counter 1 just now; counter 0 is stopped at EL1.
+    assert_eq!(g.pmu.events_until_overflow(INST_RETIRED), Some((1 << 32) - 70));
+    assert_eq!(g.mrs(cnt(0)), 0x1_0000_0000);
+    assert_eq!(g.mrs(cnt(1)), 0x1_0000_0000);
+    assert_eq!(g.mrs(cnt(2)), 0x1_0000_0000 + 70);
+
+    // Nothing counts this event once the counters are disabled.
+    g.msr(PmuReg::Pmcntenclr, 0b111);
+    assert_eq!(g.pmu.events_until_overflow(INST_RETIRED), None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Basic event counting
 // ---------------------------------------------------------------------------------------------
