@@ -59,6 +59,11 @@ fn corpus_decode_insn() {
     assert!(replay(Target::DecodeInsn) > 0);
 }
 
+#[test]
+fn corpus_restore_bytes() {
+    assert!(replay(Target::RestoreBytes) > 0);
+}
+
 /// The targets this test replays are exactly the ones cargo-fuzz builds, and each has a corpus.
 #[test]
 fn every_fuzz_target_is_replayed() {

@@ -16,6 +16,9 @@
 use vpmu::decode::{decode_esr, decode_insn, DecodeError, Decoded, Direction, EncodeError, SysregId, Xfer};
 use vpmu::reg::PmuReg;
 
+/// `restore_bytes`: snapshot bytes into `PmuState::from_bytes` and `Pmu::restore`.
+pub mod restore_bytes;
+
 /// A fuzz target: the name of its file in `fuzz_targets/` and of its corpus directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -25,11 +28,13 @@ pub enum Target {
     DecodeAarch32,
     /// Any 32-bit value as an A64 instruction word.
     DecodeInsn,
+    /// Any bytes as a snapshot: `PmuState::from_bytes`, then `Pmu::restore` into busy PMUs.
+    RestoreBytes,
 }
 
 impl Target {
     /// Every target, as `cargo fuzz list` shows them.
-    pub const ALL: [Target; 3] = [Target::DecodeEsr, Target::DecodeAarch32, Target::DecodeInsn];
+    pub const ALL: [Target; 4] = [Target::DecodeEsr, Target::DecodeAarch32, Target::DecodeInsn, Target::RestoreBytes];
 
     /// The target's name: its file `fuzz_targets/<name>.rs` and its corpus `corpus/<name>/`.
     pub const fn name(self) -> &'static str {
@@ -37,6 +42,7 @@ impl Target {
             Target::DecodeEsr => "decode_esr",
             Target::DecodeAarch32 => "decode_aarch32",
             Target::DecodeInsn => "decode_insn",
+            Target::RestoreBytes => "restore_bytes",
         }
     }
 
@@ -50,6 +56,7 @@ impl Target {
             Target::DecodeEsr => check_esr(esr_from_bytes(data)),
             Target::DecodeAarch32 => check_esr(aarch32_esr_from_bytes(data)),
             Target::DecodeInsn => check_insn(insn_from_bytes(data)),
+            Target::RestoreBytes => restore_bytes::check(data),
         }
     }
 
