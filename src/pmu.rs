@@ -524,7 +524,6 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     pub(crate) fn compute_ceid(&self) -> [u64; 2] {
-        let slots_hidden = self.cfg.pmmir & 0xff == 0;
         let mut ceid = [0u64; 2];
         for (half, base) in [(0u32, 0u16), (32, 0x4000)] {
             if half == 32 && self.cfg.version < PmuVersion::V3p1 {
@@ -532,11 +531,7 @@ impl<B: CounterBackend> Pmu<B> {
             }
             for bit in 0..64u16 {
                 let event = base | bit;
-                let visible = event == EVENT_SW_INCR
-                    || event == EVENT_CHAIN
-                    || (self.backend.supports(event)
-                        && self.cfg.event_allowed(event)
-                        && !(slots_hidden && EVENTS_STALL_SLOT.contains(&event)));
+                let visible = event == EVENT_SW_INCR || event == EVENT_CHAIN || self.countable(event);
                 if visible {
                     let (reg, b) = (usize::from(bit >> 5), u32::from(bit & 31) | half);
                     if let Some(c) = ceid.get_mut(reg) {
@@ -552,7 +547,9 @@ impl<B: CounterBackend> Pmu<B> {
     /// PMUv3p5 (upper bits read 0, writes to them ignored), 64 from it; the cycle counter is
     /// 64 bits. An AArch32 write keeps bits \[63:32\] and stores \[31:0\]. UNDEFINED: counters
     /// `n >= N`, and `PMXEVCNTR` with `PMSELR.SEL` = 31 (vpmu's choice, which FEAT_FGT
-    /// requires: KVM aliases `PMCCNTR`, QEMU reads zero) or `SEL` in `N..=30`.
+    /// requires: KVM aliases `PMCCNTR`, QEMU reads zero) or `SEL` in `N..=30`. That rule
+    /// applies to *permitted* accesses: an EL0 access `PMUSERENR` forbids is
+    /// [`Outcome::TrapToEl1`] whatever the index.
     /// `reg` must be one of the three, else `Undefined`.
     pub fn access_pmu_evcntr(&mut self, reg: PmuReg, p: Params) -> Outcome {
         if let Some(o) = self.check(reg, &p) {
@@ -818,6 +815,13 @@ impl<B: CounterBackend> Pmu<B> {
         i == usize::from(CYCLE_COUNTER_BIT) && self.pmcr.contains(Pmcr::D) && !self.pmcr.contains(Pmcr::LC)
     }
 
+    /// Whether the backend may count `event` for the guest: it supports it, the filter allows
+    /// it, and it is implemented (`STALL_SLOT*` are not while `PMMIR.SLOTS` is 0). `PMCEID`
+    /// advertises exactly these, plus `SW_INCR` and `CHAIN`.
+    fn countable(&self, event: u16) -> bool {
+        self.backend.supports(event) && self.cfg.event_allowed(event) && !(self.cfg.pmmir & 0xff == 0 && EVENTS_STALL_SLOT.contains(&event))
+    }
+
     /// What the backend should count for counter `i` now, if anything.
     fn request(&self, i: usize) -> Option<CountRequest> {
         let valid = u8::try_from(i).is_ok_and(|b| self.pmu_counter_idx_valid(b));
@@ -825,11 +829,7 @@ impl<B: CounterBackend> Pmu<B> {
             return None;
         }
         let event = self.event_of(i);
-        if event == EVENT_SW_INCR || event == EVENT_CHAIN || !self.cfg.event_allowed(event) || !self.backend.supports(event) {
-            return None;
-        }
-        // Hidden from PMCEID while PMMIR.SLOTS is 0: not implemented, so not counted either.
-        if self.cfg.pmmir & 0xff == 0 && EVENTS_STALL_SLOT.contains(&event) {
+        if event == EVENT_SW_INCR || event == EVENT_CHAIN || !self.countable(event) {
             return None;
         }
         let (el0, el1) = (self.counts_at(i, El::El0), self.counts_at(i, El::El1));
