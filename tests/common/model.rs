@@ -206,7 +206,10 @@ impl Model {
     }
 
     fn host_supports(&self, event: u16) -> bool {
-        self.supported.as_ref().map_or(true, |s| s.contains(&event))
+        match &self.supported {
+            Some(events) => events.contains(&event),
+            None => true,
+        }
     }
 
     /// The event is implemented for this guest: what PMCEID says for a common event, and what
