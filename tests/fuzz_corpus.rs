@@ -64,6 +64,11 @@ fn corpus_restore_bytes() {
     assert!(replay(Target::RestoreBytes) > 0);
 }
 
+#[test]
+fn corpus_access_sequence() {
+    assert!(replay(Target::AccessSequence) > 0);
+}
+
 /// The targets this test replays are exactly the ones cargo-fuzz builds, and each has a corpus.
 #[test]
 fn every_fuzz_target_is_replayed() {

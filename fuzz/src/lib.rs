@@ -19,6 +19,10 @@ use vpmu::reg::PmuReg;
 /// `restore_bytes`: snapshot bytes into `PmuState::from_bytes` and `Pmu::restore`.
 pub mod restore_bytes;
 
+/// `access_sequence`: a configuration and a sequence of steps on `Pmu<SoftBackend>` and on the
+/// eager reference model (`tests/common/model.rs`), which must agree after every step.
+pub mod access_sequence;
+
 /// A fuzz target: the name of its file in `fuzz_targets/` and of its corpus directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -30,11 +34,15 @@ pub enum Target {
     DecodeInsn,
     /// Any bytes as a snapshot: `PmuState::from_bytes`, then `Pmu::restore` into busy PMUs.
     RestoreBytes,
+    /// A configuration and a sequence of trapped accesses, event batches, EL changes and resets,
+    /// against the reference model.
+    AccessSequence,
 }
 
 impl Target {
     /// Every target, as `cargo fuzz list` shows them.
-    pub const ALL: [Target; 4] = [Target::DecodeEsr, Target::DecodeAarch32, Target::DecodeInsn, Target::RestoreBytes];
+    pub const ALL: [Target; 5] =
+        [Target::DecodeEsr, Target::DecodeAarch32, Target::DecodeInsn, Target::RestoreBytes, Target::AccessSequence];
 
     /// The target's name: its file `fuzz_targets/<name>.rs` and its corpus `corpus/<name>/`.
     pub const fn name(self) -> &'static str {
@@ -43,6 +51,7 @@ impl Target {
             Target::DecodeAarch32 => "decode_aarch32",
             Target::DecodeInsn => "decode_insn",
             Target::RestoreBytes => "restore_bytes",
+            Target::AccessSequence => "access_sequence",
         }
     }
 
@@ -57,6 +66,7 @@ impl Target {
             Target::DecodeAarch32 => check_esr(aarch32_esr_from_bytes(data)),
             Target::DecodeInsn => check_insn(insn_from_bytes(data)),
             Target::RestoreBytes => restore_bytes::check(data),
+            Target::AccessSequence => access_sequence::check(data),
         }
     }
 
