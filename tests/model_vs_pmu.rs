@@ -2,11 +2,11 @@
 //! The lazy `Pmu<SoftBackend>` against the eager reference model (`tests/common/model.rs`), as a
 //! `proptest-state-machine` test: random configurations, then random sequences of register
 //! accesses (any register, EL0 and EL1, AArch64 and AArch32 widths), event batches, changes of
-//! exception level and resets. After every step both must give the same outcome for the access
-//! and the same interrupt level, every register must read the same (read on clones, so the
-//! checks do not fold anything into the PMU under test), the SET/CLR views must agree, the bits
-//! of counters that do not exist must stay zero, and `events_until_overflow` must say exactly
-//! when the next overflow comes.
+//! exception level, resets and migrations (save, byte form, restore into a new PMU). After
+//! every step both must give the same outcome for the access and the same interrupt level,
+//! every register must read the same (read on clones, so the checks do not fold anything into
+//! the PMU under test), the SET/CLR views must agree, the bits of counters that do not exist
+//! must stay zero, and `events_until_overflow` must say exactly when the next overflow comes.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 512, each of 1 to 63 steps).
 
@@ -19,7 +19,7 @@ use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Op, Outcome, Params, Pmu, SoftBackend};
+use vpmu::{El, Op, Outcome, Params, Pmu, PmuState, SoftBackend};
 
 /// One configuration: the VMM's description and the events the host can count.
 #[derive(Clone)]
@@ -63,11 +63,21 @@ impl Setup {
 
 #[derive(Clone, Debug)]
 enum Step {
-    Access { reg: PmuReg, op: Op, aarch32: bool, el: El },
-    Count { event: u16, k: u64 },
+    Access {
+        reg: PmuReg,
+        op: Op,
+        aarch32: bool,
+        el: El,
+    },
+    Count {
+        event: u16,
+        k: u64,
+    },
     SetEl(El),
     Reset,
     ResetPmcr,
+    /// Save, through the byte form, restore into a new PMU: the guest sees nothing.
+    Migrate,
 }
 
 #[derive(Clone)]
@@ -258,6 +268,7 @@ impl ReferenceStateMachine for Reference {
             8 => el.prop_map(Step::SetEl),
             1 => Just(Step::Reset),
             1 => Just(Step::ResetPmcr),
+            2 => Just(Step::Migrate),
         ]
         .boxed()
     }
@@ -270,6 +281,7 @@ impl ReferenceStateMachine for Reference {
             Step::SetEl(el) => state.model.set_el(el),
             Step::Reset => state.model.reset(),
             Step::ResetPmcr => state.model.reset_pmcr(),
+            Step::Migrate => {}
         }
         state
     }
@@ -295,6 +307,15 @@ impl StateMachineTest for PmuUnderTest {
             Step::SetEl(el) => pmu.set_el(el),
             Step::Reset => pmu.reset(),
             Step::ResetPmcr => pmu.reset_pmcr(),
+            Step::Migrate => {
+                let saved = pmu.save();
+                let state_back = PmuState::from_bytes(&saved.to_bytes()).unwrap();
+                assert_eq!(state_back, saved);
+                let mut new = state.setup.pmu();
+                new.set_el(state.model.el());
+                assert_eq!(new.restore(&state_back), Ok(()), "restoring {saved:?}");
+                pmu = new;
+            }
         }
         assert_eq!(pmu.irq_level(), state.model.irq_level(), "{step:?}: interrupt level, PMU (left) and model (right)");
         if let Step::Count { event, .. } = step {

@@ -4,7 +4,8 @@
 //! Steps are register accesses through [`Pmu::handle_esr`] — syndromes built from any register
 //! with [`SysregAccess::to_esr`], AArch64 `MRS`/`MSR` (the zero register included), AArch32
 //! `MRC`/`MCR` and `MRRC`/`MCRR`, at EL0 or EL1, with junk in the guest registers the access
-//! does not use — event batches, changes of exception level and resets. After every step:
+//! does not use — event batches, changes of exception level, resets, and migrations (save, the
+//! byte form and back, restore into a new PMU). After every step:
 //!
 //! - the outcome (the value read, `Written`, `Undefined`, `TrapToEl1`) is the model's;
 //! - a read lands in `Rt` (and `Rt2`) as the transfer says, and no other guest register moves;
@@ -27,7 +28,7 @@ use model::Model;
 use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
 use vpmu::decode::{Cond, Direction, Gpr, SysregAccess, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, GuestRegs, Op, Outcome, Params, Pmu, SoftBackend};
+use vpmu::{El, GuestRegs, Op, Outcome, Params, Pmu, PmuState, SoftBackend};
 
 /// The most steps one input runs.
 pub const MAX_STEPS: usize = 200;
@@ -310,6 +311,20 @@ fn check_deadline(pmu: &Pmu<SoftBackend>, model: &Model, event: u16) -> Result<(
     Ok(())
 }
 
+/// Migration: the state saved, through its byte form, restored into a new PMU on a new backend
+/// (which the host tells the current EL). Guest-visible nothing changes: the model does not move.
+fn migrate(pmu: &mut Pmu<SoftBackend>, cfg: &PmuConfig, supported: Option<&[u16]>, el: El) -> Result<Pmu<SoftBackend>, String> {
+    let state = pmu.save();
+    let bytes = state.to_bytes();
+    let back = PmuState::from_bytes(&bytes).map_err(|e| format!("the saved state's bytes do not read back: {e}"))?;
+    ensure!(back == state, "the saved state's bytes read back as {back:?}, not {state:?}");
+    let mut backend = supported.map_or_else(SoftBackend::new, SoftBackend::with_events);
+    backend.set_el(el);
+    let mut new = Pmu::new(*cfg, backend).map_err(|e| format!("Pmu::new refused {cfg:?}: {e}"))?;
+    new.restore(&back).map_err(|e| format!("restoring the saved state {state:?} failed: {e}"))?;
+    Ok(new)
+}
+
 /// Runs one input.
 ///
 /// # Errors
@@ -325,7 +340,7 @@ pub fn check(data: &[u8]) -> Result<(), String> {
     while !b.is_empty() && step < MAX_STEPS {
         step += 1;
         let at = |why: String| format!("step {step}: {why}");
-        match b.below(16) {
+        match b.below(17) {
             0..=9 => access(&mut b, &mut pmu, &mut model, cfg.aarch32_el0()).map_err(at)?,
             10..=12 => {
                 let (e, k) = (event(&mut b), batch_size(&mut b));
@@ -342,10 +357,11 @@ pub fn check(data: &[u8]) -> Result<(), String> {
                 pmu.reset();
                 model.reset();
             }
-            _ => {
+            15 => {
                 pmu.reset_pmcr();
                 model.reset_pmcr();
             }
+            _ => pmu = migrate(&mut pmu, &cfg, supported.as_deref(), model.el()).map_err(at)?,
         }
         ensure!(
             pmu.irq_level() == model.irq_level(),
