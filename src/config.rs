@@ -227,6 +227,22 @@ impl EventFilter {
         self.ranges.iter().take(usize::from(self.len)).map(|r| (r.action, r.first..=r.last))
     }
 
+    /// The invariants `push` keeps, checked again for a filter that did not come through it
+    /// (deserialized), and the event space of `version`.
+    fn validate(&self, version: PmuVersion) -> Result<(), ConfigError> {
+        let max = version.event_mask();
+        let actions = self.ranges.get(..usize::from(self.len)).ok_or(ConfigError::TooManyFilterActions)?;
+        for r in actions {
+            if r.first > r.last {
+                return Err(ConfigError::EmptyFilterRange { first: r.first, last: r.last });
+            }
+            if r.last > max {
+                return Err(ConfigError::FilterOutOfRange { first: r.first, last: r.last, max });
+            }
+        }
+        Ok(())
+    }
+
     fn push(&mut self, action: FilterAction, events: RangeInclusive<u16>) -> Result<(), ConfigError> {
         let (first, last) = (*events.start(), *events.end());
         if first > last {
@@ -246,9 +262,13 @@ impl Default for EventFilter {
 }
 
 /// A validated vPMU configuration. Build one with [`PmuConfig::builder`].
+///
+/// With the `serde` feature, deserializing goes through [`PmuConfigBuilder::build`]: a
+/// configuration that does not validate is a deserialization error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "Unvalidated"))]
 pub struct PmuConfig {
     pub(crate) counters: u8,
     pub(crate) version: PmuVersion,
@@ -352,6 +372,44 @@ impl PmuConfig {
     }
 }
 
+/// What a serialized [`PmuConfig`] holds, before [`PmuConfigBuilder::build`] checks it.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct Unvalidated {
+    counters: u8,
+    version: PmuVersion,
+    aarch32_el0: bool,
+    el2: bool,
+    el3: bool,
+    imp: u8,
+    idcode: u8,
+    pmmir: u32,
+    irq: Option<PmuIrq>,
+    el0_denial: El0Denial,
+    filter: EventFilter,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<Unvalidated> for PmuConfig {
+    type Error = ConfigError;
+    fn try_from(u: Unvalidated) -> Result<Self, ConfigError> {
+        let cfg = PmuConfig {
+            counters: u.counters,
+            version: u.version,
+            aarch32_el0: u.aarch32_el0,
+            el2: u.el2,
+            el3: u.el3,
+            imp: u.imp,
+            idcode: u.idcode,
+            pmmir: u.pmmir,
+            irq: u.irq,
+            el0_denial: u.el0_denial,
+            filter: u.filter,
+        };
+        PmuConfigBuilder { cfg }.build()
+    }
+}
+
 impl Default for PmuConfig {
     fn default() -> Self {
         Self::builder().cfg
@@ -432,7 +490,24 @@ impl PmuConfigBuilder {
     /// - [`ConfigError::TooManyCounters`] if `counters > 31`;
     /// - [`ConfigError::PmmirWithoutV3p4`] if `PMMIR` is non-zero below PMUv3p4;
     /// - [`ConfigError::PmmirReserved`] if `PMMIR` has bits set above \[23:0\];
-    /// - [`ConfigError::BadIrq`] for an interrupt out of the PPI/SPI ranges.
+    /// - [`ConfigError::BadIrq`] for an interrupt out of the PPI/SPI ranges;
+    /// - [`ConfigError::FilterOutOfRange`] for a filter range beyond the version's event
+    ///   numbers (10 bits for PMUv3, 16 from PMUv3p1), as KVM refuses one; and, for a
+    ///   deserialized filter, [`ConfigError::TooManyFilterActions`] and
+    ///   [`ConfigError::EmptyFilterRange`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::config::{ConfigError, FilterAction, PmuConfig, PmuVersion};
+    /// let b = PmuConfig::builder().filter(FilterAction::Deny, 0x3f0..=0x400)?;
+    /// assert!(b.build().is_ok()); // PMUv3p5: 16-bit event numbers
+    /// assert_eq!(
+    ///     b.version(PmuVersion::V3).build(),
+    ///     Err(ConfigError::FilterOutOfRange { first: 0x3f0, last: 0x400, max: 0x3ff })
+    /// );
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn build(self) -> Result<PmuConfig, ConfigError> {
         let c = self.cfg;
         if c.counters > MAX_EVENT_COUNTERS {
@@ -447,6 +522,7 @@ impl PmuConfigBuilder {
         if let Some(irq) = c.irq {
             irq.validate()?;
         }
+        c.filter.validate(c.version)?;
         Ok(c)
     }
 }
@@ -493,6 +569,15 @@ pub enum ConfigError {
     },
     /// The vCPU has run: the configuration can no longer change.
     Busy,
+    /// A filter range reaches beyond the event numbers of the PMU version.
+    FilterOutOfRange {
+        /// The range's start.
+        first: u16,
+        /// The range's end.
+        last: u16,
+        /// The largest event number of the version.
+        max: u16,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -514,6 +599,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "event filter range {first:#x}..={last:#x} is empty: its start is after its end")
             }
             ConfigError::Busy => f.write_str("the vCPU has already run: the PMU configuration can no longer change"),
+            ConfigError::FilterOutOfRange { first, last, max } => {
+                write!(f, "event filter range {first:#x}..={last:#x} goes beyond this PMU version's largest event number, {max:#x}")
+            }
         }
     }
 }
