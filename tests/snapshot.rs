@@ -16,11 +16,13 @@
 #[path = "common/model.rs"]
 mod model;
 
+/// The `restore_bytes` fuzz target's per-input check (alone: `fuzz/src/lib.rs` would bring the
+/// model in a second time).
 #[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
-mod fuzz_check;
+#[path = "../fuzz/src/restore_bytes.rs"]
+mod restore_bytes;
 
-use fuzz_check::restore_bytes::{crc32, repair};
+use restore_bytes::{crc32, repair};
 use model::Model;
 use proptest::prelude::*;
 use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
@@ -442,7 +444,7 @@ proptest! {
     /// Any bytes, raw and with the header and checksum repaired: the fuzz target's check.
     #[test]
     fn any_bytes_are_an_answer_never_a_panic(data in prop::collection::vec(any::<u8>(), 0..700)) {
-        prop_assert_eq!(fuzz_check::restore_bytes::check(&data), Ok(()));
+        prop_assert_eq!(restore_bytes::check(&data), Ok(()));
     }
 
     /// Copying every listed one-reg id from one PMU to a fresh one moves the whole state (all
@@ -1092,11 +1094,11 @@ fn serde_round_trip() {
 #[test]
 fn the_restore_bytes_check_can_fail() {
     let good = distinct_state().to_bytes();
-    assert_eq!(fuzz_check::restore_bytes::check(&good), Ok(()));
+    assert_eq!(restore_bytes::check(&good), Ok(()));
     // A valid input, and an error claimed for it.
-    assert!(fuzz_check::restore_bytes::check_byte_error(&good, SnapshotError::TrailingBytes { extra: 1 }).is_err());
-    assert!(fuzz_check::restore_bytes::check_byte_error(&good, SnapshotError::Checksum { stored: 1, computed: 2 }).is_err());
-    assert!(fuzz_check::restore_bytes::check_byte_error(&good[..3], SnapshotError::Truncated { len: 3, need: 14 }).is_ok());
+    assert!(restore_bytes::check_byte_error(&good, SnapshotError::TrailingBytes { extra: 1 }).is_err());
+    assert!(restore_bytes::check_byte_error(&good, SnapshotError::Checksum { stored: 1, computed: 2 }).is_err());
+    assert!(restore_bytes::check_byte_error(&good[..3], SnapshotError::Truncated { len: 3, need: 14 }).is_ok());
 }
 
 /// Writes the seed corpus of the `restore_bytes` fuzz target: valid snapshots of busy PMUs of
