@@ -631,7 +631,10 @@ impl<B: CounterBackend> Pmu<B> {
         self.inten = state.pmintenset as u32;
         self.ovs = state.pmovsset as u32;
         self.userenr = Pmuserenr::from_bits_retain(state.pmuserenr);
-        for (i, (&value, &typer)) in state.evcntr.iter().zip(state.evtyper.iter()).enumerate() {
+        // An index loop, not `enumerate`: its counter is an addition that the no-panic check
+        // (overflow checks on) cannot see bounded.
+        for i in 0..EVENT_SLOTS {
+            let (value, typer) = (state.evcntr.get(i).copied().unwrap_or(0), state.evtyper.get(i).copied().unwrap_or(0));
             self.update(i, |c| *c = Pmc { value, evtyper: typer as u32, prescale: 0, live: c.live });
         }
         self.update(CYCLE, |c| {
