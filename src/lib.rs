@@ -19,6 +19,9 @@
 //! 5. [`backend`] — the [`CounterBackend`] trait by which the host counts, and
 //!    [`SoftBackend`], a deterministic one for emulators and tests.
 //! 6. [`config`] — how a VMM describes the vPMU, validated once.
+//! 7. [`snapshot`] — the whole guest-visible state as plain data ([`PmuState`]) for
+//!    migration: save, validated restore, a versioned checksummed byte form, and KVM one-reg
+//!    ids.
 //!
 //! ## A trap, end to end
 //!
@@ -41,6 +44,39 @@
 //! assert_eq!(pmu.read(vpmu::reg::PmuReg::Pmcr, El::El1).value(), Some(6 << 11 | 1));
 //! let _level = pmu.irq_level(); // drive the PMU interrupt from this
 //! # Ok::<(), vpmu::config::ConfigError>(())
+//! ```
+//!
+//! ## The VMM's side: configure, filter, interrupt, migrate
+//!
+//! ```
+//! use vpmu::config::{FilterAction, PmuConfig, PmuIrq, PmuVersion};
+//! use vpmu::{reg::PmuReg, El, Pmu, PmuState, SoftBackend};
+//!
+//! // Once, when the VM is created: 4 counters, PMUv3p5, PPI 23 on every vCPU, and the guest may
+//! // count everything but branch mispredictions (0x10).
+//! let irq = PmuIrq::Ppi(23);
+//! PmuIrq::validate_vm(&[irq; 2])?;
+//! let cfg = PmuConfig::builder()
+//!     .counters(4)
+//!     .version(PmuVersion::V3p5)
+//!     .irq(irq)
+//!     .filter(FilterAction::Deny, 0x10..=0x10)?
+//!     .build()?;
+//! let mut pmu = Pmu::new(cfg, SoftBackend::new())?;
+//! pmu.start(); // the vCPU runs: the configuration is fixed from now on
+//!
+//! // The guest counts cycles; the host reports them.
+//! let _ = pmu.write(PmuReg::Pmcntenset, 1 << 31, El::El1);
+//! let _ = pmu.write(PmuReg::Pmcr, 1, El::El1);
+//! pmu.count(0x11, 1_000);
+//!
+//! // Migration: save mid-count, ship the bytes, restore on the destination, count on.
+//! let bytes = pmu.save().to_bytes();
+//! let mut there = Pmu::new(cfg, SoftBackend::new())?;
+//! there.restore(&PmuState::from_bytes(&bytes)?)?;
+//! there.count(0x11, 24);
+//! assert_eq!(there.read(PmuReg::Pmccntr, El::El1).value(), Some(1_024));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! ## What vpmu never does
