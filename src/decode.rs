@@ -392,6 +392,7 @@ fn dir_bit(dir: Direction) -> u64 {
 /// assert!(decode_esr(0x5600_0000).is_err()); // an HVC, not a register access
 /// # Ok::<(), vpmu::decode::DecodeError>(())
 /// ```
+#[inline]
 pub fn decode_esr(esr: u64) -> Result<Decoded, DecodeError> {
     let ec = bits(esr, EC_SHIFT, 6);
     if !matches!(ec, EC_SYS64 | EC_CP15_32 | EC_CP15_64) {
@@ -473,6 +474,7 @@ pub fn decode_insn(insn: u32) -> Result<Decoded, DecodeError> {
 const INSN_MASK: u32 = 0xffd0_0000;
 const INSN_MATCH: u32 = 0xd510_0000;
 
+#[inline]
 fn classify(o: OtherSysreg) -> Decoded {
     let reg = match o.id {
         SysregId::A64(id) => PmuReg::from_a64(id),

@@ -249,6 +249,7 @@ const BY_CRM_OP2: [Option<u8>; 24] = {
     t
 };
 
+#[inline]
 fn row_at(crm: u8, op2: u8) -> Option<&'static Row> {
     let k = (usize::from(crm.checked_sub(12)?) << 3) | usize::from(op2 & 7);
     let i = (*BY_CRM_OP2.get(k)?)?;
@@ -256,6 +257,7 @@ fn row_at(crm: u8, op2: u8) -> Option<&'static Row> {
 }
 
 impl PmuReg {
+    #[inline]
     fn row(self) -> Option<&'static Row> {
         ROWS.iter().find(|r| r.reg == self)
     }
@@ -322,6 +324,7 @@ impl PmuReg {
 
     /// The register an AArch64 encoding names, or `None` if it is not a PMU register.
     #[must_use]
+    #[inline]
     pub fn from_a64(id: A64Id) -> Option<PmuReg> {
         if id.op0 != 3 {
             return None;
@@ -336,6 +339,7 @@ impl PmuReg {
     /// The register an AArch32 `MRC`/`MCR` encoding names, or `None` if it is not a PMU
     /// register.
     #[must_use]
+    #[inline]
     pub fn from_cp15(id: Cp15Id) -> Option<PmuReg> {
         if id.opc1 != 0 {
             return None;
@@ -349,10 +353,12 @@ impl PmuReg {
 
     /// The register an AArch32 `MRRC`/`MCRR` encoding names, or `None`.
     #[must_use]
+    #[inline]
     pub fn from_cp15_wide(id: Cp15WideId) -> Option<PmuReg> {
         (id == Cp15WideId { opc1: 0, crm: 9 }).then_some(PmuReg::Pmccntr)
     }
 
+    #[inline]
     fn from_crn14(crm: u8, op2: u8) -> Option<PmuReg> {
         let n = ((crm & 3) << 3) | (op2 & 7);
         match crm & !3 {
@@ -364,6 +370,7 @@ impl PmuReg {
 
     /// How the register may be accessed.
     #[must_use]
+    #[inline]
     pub fn access(self) -> RegAccess {
         match self {
             PmuReg::Pmevcntr(_) | PmuReg::Pmevtyper(_) | PmuReg::Pmccfiltr => RegAccess::RW0,
@@ -511,6 +518,7 @@ impl A64Id {
 
     /// The encoding from `op0:op1:CRn:CRm:op2` packed in 16 bits (`op0` at bit 14): never fails.
     #[must_use]
+    #[inline]
     pub const fn from_packed(v: u16) -> Self {
         Self {
             op0: ((v >> 14) & 3) as u8,
