@@ -16,7 +16,7 @@
 //!
 //! | host | `program` | `read` | overflow |
 //! |---|---|---|---|
-//! | Linux (`perf_event_open`) | a perf event per counter: `config` the event, `exclude_user` / `exclude_kernel` from the EL filter, `exclude_hv` and `exclude_host` always, `sample_period = period` | the event's count minus the count at the last read | the perf overflow signal; the host calls `sync` |
+//! | Linux (`perf_event_open`) | a perf event per counter: `config` the event, `exclude_user` / `exclude_kernel` from the EL filter, `exclude_hv` always, `exclude_host` for a hardware-virtualized guest, `sample_period = period` | the event's count minus the count at the last read | the perf overflow signal; the host calls `sync` |
 //! | bare-metal hypervisor | a physical counter per virtual one: `PMEVTYPER` with the event and `U`/`P` bits, the counter preset to `2^32 - period` (or `2^64 - period`) | the physical counter minus its value at the last read | the physical PMU interrupt; the host calls `sync` |
 //! | emulator | [`SoftBackend`]: the emulator reports retired instructions, cycles and any event | the shared running total minus its value at the last read | [`Pmu::count`](crate::Pmu::count) syncs on the batch that reaches it |
 //!
