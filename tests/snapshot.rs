@@ -22,9 +22,9 @@ mod model;
 #[path = "../fuzz/src/restore_bytes.rs"]
 mod restore_bytes;
 
-use restore_bytes::{crc32, repair};
 use model::Model;
 use proptest::prelude::*;
+use restore_bytes::{crc32, repair};
 use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
 use vpmu::reg::{EventCounter, PmuReg};
 use vpmu::snapshot::{one_reg_id, one_reg_reg, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64};
