@@ -12,7 +12,7 @@
 //!    encodings, names and access kinds.
 //! 2. [`field`] — register field layouts (`PMCR`, `PMUSERENR`, event type filters).
 //! 3. [`decode`] — an ESR_EL2 syndrome or an A64 instruction word to a
-//!    [`SysregAccess`](decode::SysregAccess), and back.
+//!    [`SysregAccess`], and back.
 //! 4. [`Pmu`] — one vCPU's PMU: the guest-visible register file and one handler per register
 //!    ([`Pmu::access_pmcr`], [`Pmu::access_pmu_evcntr`], ...), reached through the one entry
 //!    point for traps, [`Pmu::handle_esr`] (or [`Pmu::handle`] for an access decoded already).
