@@ -9,8 +9,8 @@ use crate::Pmu;
 struct Slot {
     /// Events counted while programmed, at the exception levels in `els`.
     total: u64,
-    /// Events (at the current EL) until the earliest deadline among its counters; `u64::MAX`
-    /// when none counts at the current EL.
+    /// Events (at the current EL) until the earliest deadline among its counters;
+    /// `NO_DEADLINE` when none counts at the current EL.
     next: u64,
     /// Bit `i`: counter `i` counts here.
     users: u32,
@@ -20,6 +20,8 @@ struct Slot {
 }
 
 const NO_SLOT: u8 = u8::MAX;
+/// `Slot::next` when no counter of the slot has a deadline at the current EL.
+const NO_DEADLINE: u64 = u64::MAX;
 const SLOTS: usize = 32;
 
 /// A deterministic, allocation-free backend: the emulator reports what the guest did, in
@@ -82,7 +84,7 @@ impl Default for SoftBackend {
 }
 
 impl SoftBackend {
-    const EMPTY: Slot = Slot { total: 0, next: u64::MAX, users: 0, event: 0, els: 0 };
+    const EMPTY: Slot = Slot { total: 0, next: NO_DEADLINE, users: 0, event: 0, els: 0 };
 
     /// A backend that can count every event, starting at EL1.
     #[must_use]
@@ -152,7 +154,9 @@ impl SoftBackend {
         for s in self.slots.iter_mut().take(n) {
             if s.event == event && s.els & bit != 0 {
                 s.total = s.total.wrapping_add(k);
-                if k >= s.next {
+                if s.next == NO_DEADLINE {
+                    // Nothing here can overflow: stays so until a counter is (re)programmed.
+                } else if k >= s.next {
                     reached = true;
                     s.next = 0;
                 } else {
@@ -171,7 +175,8 @@ impl SoftBackend {
     }
 
     /// Occurrences of `event` at the current exception level after which a counter overflows
-    /// (`>= 1`), or `None` if no counter counting `event` here can overflow.
+    /// (`>= 1`), or `None` if no counter counts `event` here (or its overflow is 2^64 - 1 or
+    /// more events away).
     #[must_use]
     pub fn events_until_overflow(&self, event: u16) -> Option<u64> {
         let bit = el_bit(self.el);
@@ -181,21 +186,21 @@ impl SoftBackend {
             .filter(|s| s.event == event && s.els & bit != 0)
             .map(|s| s.next)
             .min()
-            .filter(|&n| n != u64::MAX)
+            .filter(|&n| n != NO_DEADLINE)
     }
 
     fn recompute_next(&mut self, s: u8) {
         let bit = el_bit(self.el);
         let Some(slot) = self.slots.get(usize::from(s)).copied() else { return };
-        let mut next = u64::MAX;
+        let mut next = NO_DEADLINE;
         if slot.els & bit != 0 {
             let mut users = slot.users;
             while users != 0 {
                 let i = users.trailing_zeros() as usize;
                 users &= users.wrapping_sub(1);
                 let d = self.deadline.get(i).copied().unwrap_or(0).wrapping_sub(slot.total);
-                // A deadline already passed wraps: it no longer bounds anything.
-                if d != 0 && d < (1 << 63) {
+                // 0: reached, and being handled by the caller's sync, which re-arms the counter.
+                if d != 0 {
                     next = next.min(d);
                 }
             }
@@ -272,7 +277,7 @@ impl CounterBackend for SoftBackend {
             None => {
                 // At most 32 counters, so at most 32 slots: there is always room.
                 if let Some(x) = self.slots.get_mut(usize::from(n)) {
-                    *x = Slot { total: 0, next: u64::MAX, users: 0, event: req.event, els };
+                    *x = Slot { total: 0, next: NO_DEADLINE, users: 0, event: req.event, els };
                 }
                 self.nslots = n.saturating_add(1);
                 n
@@ -331,6 +336,37 @@ impl Pmu<SoftBackend> {
     #[must_use]
     pub fn events_until_overflow(&self, event: u16) -> Option<u64> {
         self.backend().events_until_overflow(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CounterBackend;
+
+    fn req(event: u16, period: u64) -> CountRequest {
+        CountRequest { event, el0: true, el1: true, period }
+    }
+
+    #[test]
+    fn a_far_deadline_counts_down_exactly_and_the_nearest_wins() {
+        let mut b = SoftBackend::new();
+        let far = (1u64 << 62) + 7;
+        assert_eq!(b.program(CounterId::Cycle, &req(0x11, far)), Ok(()));
+        assert!(!b.record(0x11, 1000));
+        assert_eq!(b.events_until_overflow(0x11), Some(far - 1000));
+        let c0 = CounterId::Event(crate::reg::EventCounter::new_truncate(0));
+        assert_eq!(b.program(c0, &req(0x11, 5)), Ok(()));
+        assert_eq!(b.events_until_overflow(0x11), Some(5));
+        assert!(b.record(0x11, 5));
+        assert_eq!(b.read(c0), 5);
+        assert_eq!(b.read(CounterId::Cycle), 1005);
+        // c0's deadline is spent until it is re-armed: the cycle counter's bounds again.
+        assert_eq!(b.events_until_overflow(0x11), Some(far - 1005));
+        b.release(CounterId::Cycle);
+        b.release(c0);
+        assert_eq!(b.events_until_overflow(0x11), None);
+        assert!(!b.record(0x11, u64::MAX));
     }
 }
 
