@@ -295,6 +295,7 @@ impl CounterBackend for SoftBackend {
         Ok(())
     }
 
+    #[inline]
     fn read(&mut self, counter: CounterId) -> u64 {
         let i = counter.index();
         let Some(s) = self.slot_of.get(i).copied().filter(|&s| s != NO_SLOT) else { return 0 };
