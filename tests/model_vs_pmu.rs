@@ -78,6 +78,8 @@ enum Step {
     ResetPmcr,
     /// Save, through the byte form, restore into a new PMU: the guest sees nothing.
     Migrate,
+    /// The host calls `sync` though nothing overflowed (a spurious backend signal).
+    Sync,
 }
 
 #[derive(Clone)]
@@ -269,6 +271,7 @@ impl ReferenceStateMachine for Reference {
             1 => Just(Step::Reset),
             1 => Just(Step::ResetPmcr),
             2 => Just(Step::Migrate),
+            1 => Just(Step::Sync),
         ]
         .boxed()
     }
@@ -281,7 +284,7 @@ impl ReferenceStateMachine for Reference {
             Step::SetEl(el) => state.model.set_el(el),
             Step::Reset => state.model.reset(),
             Step::ResetPmcr => state.model.reset_pmcr(),
-            Step::Migrate => {}
+            Step::Migrate | Step::Sync => {}
         }
         state
     }
@@ -316,6 +319,7 @@ impl StateMachineTest for PmuUnderTest {
                 assert_eq!(new.restore(&state_back), Ok(()), "restoring {saved:?}");
                 pmu = new;
             }
+            Step::Sync => pmu.sync(),
         }
         assert_eq!(pmu.irq_level(), state.model.irq_level(), "{step:?}: interrupt level, PMU (left) and model (right)");
         if let Step::Count { event, .. } = step {
