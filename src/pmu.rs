@@ -568,13 +568,7 @@ impl<B: CounterBackend> Pmu<B> {
         match p.op {
             Op::Read => Outcome::Read(if p.aarch32 { old & LOW32 } else { old }),
             Op::Write(v) => {
-                let v = if p.aarch32 { (old & !LOW32) | (v & LOW32) } else { v };
-                let mask = self.value_mask(i);
-                self.update(i, |c| {
-                    c.value = v & mask;
-                    c.prescale = 0;
-                });
-                self.arm(i);
+                self.set_counter(id, if p.aarch32 { (old & !LOW32) | (v & LOW32) } else { v });
                 Outcome::Written
             }
         }
@@ -609,15 +603,33 @@ impl<B: CounterBackend> Pmu<B> {
         match p.op {
             Op::Read => Outcome::Read(self.pmc(i).evtyper.into()),
             Op::Write(v) => {
-                let mask = self.evtyper_mask(id);
-                self.fold(i);
-                self.update(i, |c| c.evtyper = (v & mask) as u32);
-                self.arm(i);
-                // The counter above an even one chains from it: nothing to reprogram there,
-                // CHAIN is counted here, not by the backend.
+                self.set_evtyper(id, v);
                 Outcome::Written
             }
         }
+    }
+
+    /// Sets a counter's value (the bits it has), after collecting what was counted before,
+    /// and re-arms it with the new distance to overflow. No overflow side effect.
+    pub(crate) fn set_counter(&mut self, id: CounterId, v: u64) {
+        let i = id.index();
+        let mask = self.value_mask(i);
+        self.fold(i);
+        self.update(i, |c| {
+            c.value = v & mask;
+            c.prescale = 0;
+        });
+        self.arm(i);
+    }
+
+    /// Sets a counter's event type (the bits this PMU implements) and reprograms it. The odd
+    /// counter above an even one needs nothing: `CHAIN` is counted here, not by the backend.
+    pub(crate) fn set_evtyper(&mut self, id: CounterId, v: u64) {
+        let i = id.index();
+        let mask = self.evtyper_mask(id);
+        self.fold(i);
+        self.update(i, |c| c.evtyper = (v & mask) as u32);
+        self.arm(i);
     }
 
     pub(crate) fn evtyper_mask(&self, id: CounterId) -> u64 {
@@ -955,7 +967,7 @@ pub(crate) fn bit(i: usize) -> u32 {
 }
 
 /// Calls `f` with the index of every set bit of `bits`, lowest first.
-fn for_each_bit(mut bits: u32, mut f: impl FnMut(usize)) {
+pub(crate) fn for_each_bit(mut bits: u32, mut f: impl FnMut(usize)) {
     while bits != 0 {
         f(bits.trailing_zeros() as usize);
         bits &= bits.wrapping_sub(1);

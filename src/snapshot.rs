@@ -65,6 +65,7 @@ use crate::backend::{CounterBackend, CounterId};
 use crate::config::PmuVersion;
 use crate::field::{Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
+use crate::pmu::for_each_bit;
 use crate::reg::{A64Id, EventCounter, PmuReg, CYCLE_COUNTER_BIT, MAX_EVENT_COUNTERS};
 use crate::Pmu;
 
@@ -915,22 +916,14 @@ impl<B: CounterBackend> Pmu<B> {
             PmuReg::Pmovsset | PmuReg::Pmovsclr => self.ovs = bits,
             PmuReg::Pmuserenr => self.userenr = Pmuserenr::from_bits_truncate(value),
             PmuReg::Pmccntr | PmuReg::Pmevcntr(_) => {
-                let i = counter_index(reg);
-                let mask = self.value_mask(i);
-                self.fold(i);
-                self.update(i, |c| {
-                    c.value = value & mask;
-                    c.prescale = 0;
-                });
-                self.arm(i);
+                if let Some(id) = counter_id_of(reg) {
+                    self.set_counter(id, value);
+                }
             }
             PmuReg::Pmccfiltr | PmuReg::Pmevtyper(_) => {
-                let i = counter_index(reg);
-                let Some(cid) = CounterId::from_bit(i as u8) else { return Ok(()) };
-                let mask = self.evtyper_mask(cid);
-                self.fold(i);
-                self.update(i, |c| c.evtyper = (value & mask) as u32);
-                self.arm(i);
+                if let Some(id) = counter_id_of(reg) {
+                    self.set_evtyper(id, value);
+                }
             }
             PmuReg::Pmswinc
             | PmuReg::Pmceid0
@@ -975,17 +968,15 @@ impl<B: CounterBackend> Pmu<B> {
 
 /// The counter index of a counter or event type register: `n`, or 31 for the cycle counter.
 fn counter_index(reg: PmuReg) -> usize {
-    match reg {
-        PmuReg::Pmevcntr(n) | PmuReg::Pmevtyper(n) => n.get().into(),
-        _ => CYCLE,
-    }
+    counter_id_of(reg).map_or(CYCLE, CounterId::index)
 }
 
-/// Calls `f` with the index of every set bit of `bits`, lowest first.
-fn for_each_bit(mut bits: u32, mut f: impl FnMut(usize)) {
-    while bits != 0 {
-        f(bits.trailing_zeros() as usize);
-        bits &= bits.wrapping_sub(1);
+/// The counter a counter or type register belongs to.
+fn counter_id_of(reg: PmuReg) -> Option<CounterId> {
+    match reg {
+        PmuReg::Pmevcntr(n) | PmuReg::Pmevtyper(n) => Some(CounterId::Event(n)),
+        PmuReg::Pmccntr | PmuReg::Pmccfiltr => Some(CounterId::Cycle),
+        _ => None,
     }
 }
 
