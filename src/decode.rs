@@ -389,7 +389,7 @@ fn dir_bit(dir: Direction) -> u64 {
 /// assert_eq!(a.dir, Direction::Read);
 /// assert!(matches!(a.xfer, Xfer::A32Wide { rt, rt2, cond: Some(_) } if rt.get() == 2 && rt2.get() == 3));
 ///
-/// assert!(decode_esr(0x5600_0000).is_err()); // an HVC, not a register access
+/// assert!(decode_esr(0x5a00_0000).is_err()); // an HVC, not a register access
 /// # Ok::<(), vpmu::decode::DecodeError>(())
 /// ```
 #[inline]
@@ -602,6 +602,9 @@ impl SysregAccess {
     /// assert_eq!(a.to_insn(), Ok(0xd53b_9c00)); // MRS X0, PMCR_EL0
     /// ```
     pub fn to_insn(&self) -> Result<u32, EncodeError> {
+        if !matches!(self.xfer, Xfer::A64 { .. }) {
+            return Err(EncodeError::NotA64);
+        }
         self.as_other()?.to_insn()
     }
 }

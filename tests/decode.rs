@@ -287,10 +287,9 @@ fn only_pmccntr_has_a_wide_encoding() {
     assert_eq!(PmuReg::Pmccntr.cp15_wide_id(), Cp15WideId::new(0, 9));
 }
 
-/// `SysregAccess::to_insn` documents `NotA64` for any AArch32 transfer, but a wide transfer of
-/// a register with no wide encoding gets `NoEncoding` (the `sysreg_id` lookup fails first).
+/// `SysregAccess::to_insn` is `NotA64` for any AArch32 transfer, even a wide transfer of a
+/// register that has no wide encoding.
 #[test]
-#[ignore = "decode.rs: to_insn of Xfer::A32Wide for a register other than PMCCNTR gives NoEncoding, docs say NotA64"]
 fn to_insn_of_any_aarch32_transfer_is_not_a64() {
     let a = a32_wide(PmuReg::Pmcr, Direction::Read, 0, 1, None);
     assert_eq!(a.to_insn(), Err(EncodeError::NotA64));

@@ -72,10 +72,10 @@ use core::fmt::Debug;
 
 use crate::reg::{EventCounter, CYCLE_COUNTER_BIT};
 
-mod soft;
 #[cfg(all(feature = "perf", target_os = "linux"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "perf")))]
 pub mod perf;
+mod soft;
 pub use soft::SoftBackend;
 
 /// A counter a backend counts for: an event counter or the cycle counter.
