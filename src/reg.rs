@@ -249,6 +249,20 @@ const BY_CRM_OP2: [Option<u8>; 24] = {
     t
 };
 
+// `row_index` agrees with the table: every row sits at the index its register maps to.
+// Evaluated by the compiler: a mismatch is a build error.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const _: () = {
+    let mut i = 0;
+    while i < ROWS.len() {
+        match ROWS[i].reg.row_index() {
+            Some(j) if j == i => {}
+            _ => panic!("PmuReg::row_index disagrees with ROWS"),
+        }
+        i += 1;
+    }
+};
+
 #[inline]
 fn row_at(crm: u8, op2: u8) -> Option<&'static Row> {
     let k = (usize::from(crm.checked_sub(12)?) << 3) | usize::from(op2 & 7);
@@ -257,9 +271,37 @@ fn row_at(crm: u8, op2: u8) -> Option<&'static Row> {
 }
 
 impl PmuReg {
+    /// The register's row in [`ROWS`]: O(1), by [`PmuReg::row_index`].
     #[inline]
     fn row(self) -> Option<&'static Row> {
-        ROWS.iter().find(|r| r.reg == self)
+        ROWS.get(self.row_index()?)
+    }
+
+    /// The index of a fixed-name register's row in [`ROWS`] (checked against the table at
+    /// compile time below), `None` for the counter-indexed registers.
+    #[inline]
+    const fn row_index(self) -> Option<usize> {
+        Some(match self {
+            PmuReg::Pmcr => 0,
+            PmuReg::Pmcntenset => 1,
+            PmuReg::Pmcntenclr => 2,
+            PmuReg::Pmovsclr => 3,
+            PmuReg::Pmswinc => 4,
+            PmuReg::Pmselr => 5,
+            PmuReg::Pmceid0 => 6,
+            PmuReg::Pmceid1 => 7,
+            PmuReg::Pmccntr => 8,
+            PmuReg::Pmxevtyper => 9,
+            PmuReg::Pmxevcntr => 10,
+            PmuReg::Pmuserenr => 11,
+            PmuReg::Pmintenset => 12,
+            PmuReg::Pmintenclr => 13,
+            PmuReg::Pmovsset => 14,
+            PmuReg::Pmceid2 => 15,
+            PmuReg::Pmceid3 => 16,
+            PmuReg::Pmmir => 17,
+            PmuReg::Pmevcntr(_) | PmuReg::Pmevtyper(_) | PmuReg::Pmccfiltr => return None,
+        })
     }
 
     /// `(CRn, CRm, op2)` of this register: shared by its AArch64 and AArch32 encodings.
