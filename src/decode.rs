@@ -394,6 +394,17 @@ fn dir_bit(dir: Direction) -> u64 {
 /// ```
 #[inline]
 pub fn decode_esr(esr: u64) -> Result<Decoded, DecodeError> {
+    decode_esr_then(esr, Decoded::Pmu, Decoded::NotPmu)
+}
+
+/// [`decode_esr`], handing the access straight to `pmu` or `other` instead of building a
+/// [`Decoded`]: the trap path ([`crate::Pmu::handle_esr`]) keeps everything in registers.
+#[inline]
+pub(crate) fn decode_esr_then<R>(
+    esr: u64,
+    pmu: impl FnOnce(SysregAccess) -> R,
+    other: impl FnOnce(OtherSysreg) -> R,
+) -> Result<R, DecodeError> {
     let ec = bits(esr, EC_SHIFT, 6);
     if !matches!(ec, EC_SYS64 | EC_CP15_32 | EC_CP15_64) {
         return Err(DecodeError::WrongEc { ec });
@@ -409,24 +420,28 @@ pub fn decode_esr(esr: u64) -> Result<Decoded, DecodeError> {
     let rt = Gpr(bits(iss, 5, 5));
     let crm = bits(iss, 1, 4);
     let cond = || (bits(iss, 24, 1) == 1).then_some(Cond(bits(iss, 20, 4)));
-    let (id, xfer) = match ec {
+    // Each arm looks its register up from the fields it has, and builds the generic
+    // `OtherSysreg` only when it is not a PMU register.
+    Ok(match ec {
         EC_SYS64 => {
             let res0 = iss & (0b111 << 22);
             if res0 != 0 {
                 return Err(DecodeError::ReservedBits { bits: res0 });
             }
-            let id = A64Id::from_packed(
-                (u16::from(bits(iss, 20, 2)) << 14)
-                    | (u16::from(bits(iss, 14, 3)) << 11)
-                    | (u16::from(bits(iss, 10, 4)) << 7)
-                    | (u16::from(crm) << 3)
-                    | u16::from(bits(iss, 17, 3)),
-            );
-            (SysregId::A64(id), Xfer::A64 { rt })
+            let id = A64Id { op0: bits(iss, 20, 2), op1: bits(iss, 14, 3), crn: bits(iss, 10, 4), crm, op2: bits(iss, 17, 3) };
+            let xfer = Xfer::A64 { rt };
+            match PmuReg::from_a64(id) {
+                Some(reg) => pmu(SysregAccess { reg, dir, xfer }),
+                None => other(OtherSysreg { id: SysregId::A64(id), dir, xfer }),
+            }
         }
         EC_CP15_32 => {
             let id = Cp15Id { opc1: bits(iss, 14, 3), crn: bits(iss, 10, 4), crm, opc2: bits(iss, 17, 3) };
-            (SysregId::Cp15(id), Xfer::A32 { rt, cond: cond() })
+            let xfer = Xfer::A32 { rt, cond: cond() };
+            match PmuReg::from_cp15(id) {
+                Some(reg) => pmu(SysregAccess { reg, dir, xfer }),
+                None => other(OtherSysreg { id: SysregId::Cp15(id), dir, xfer }),
+            }
         }
         _ => {
             let res0 = iss & (1 << 15);
@@ -434,10 +449,13 @@ pub fn decode_esr(esr: u64) -> Result<Decoded, DecodeError> {
                 return Err(DecodeError::ReservedBits { bits: res0 });
             }
             let id = Cp15WideId { opc1: bits(iss, 16, 4), crm };
-            (SysregId::Cp15Wide(id), Xfer::A32Wide { rt, rt2: Gpr(bits(iss, 10, 5)), cond: cond() })
+            let xfer = Xfer::A32Wide { rt, rt2: Gpr(bits(iss, 10, 5)), cond: cond() };
+            match PmuReg::from_cp15_wide(id) {
+                Some(reg) => pmu(SysregAccess { reg, dir, xfer }),
+                None => other(OtherSysreg { id: SysregId::Cp15Wide(id), dir, xfer }),
+            }
         }
-    };
-    Ok(classify(OtherSysreg { id, dir, xfer }))
+    })
 }
 
 /// Decodes an A64 instruction word: `MRS <Xt>, <sysreg>` or `MSR <sysreg>, <Xt>`.
@@ -468,22 +486,18 @@ pub fn decode_insn(insn: u32) -> Result<Decoded, DecodeError> {
     let v = u64::from(insn);
     let id = A64Id::from_packed(((insn >> 5) & 0xffff) as u16);
     let dir = dir_of(bits(v, 21, 1));
-    Ok(classify(OtherSysreg { id: SysregId::A64(id), dir, xfer: Xfer::A64 { rt: Gpr(bits(v, 0, 5)) } }))
+    Ok(decoded(PmuReg::from_a64(id), || SysregId::A64(id), dir, Xfer::A64 { rt: Gpr(bits(v, 0, 5)) }))
 }
 
 const INSN_MASK: u32 = 0xffd0_0000;
 const INSN_MATCH: u32 = 0xd510_0000;
 
+/// A PMU access if `reg` was found, else the generic access built from `id`.
 #[inline]
-fn classify(o: OtherSysreg) -> Decoded {
-    let reg = match o.id {
-        SysregId::A64(id) => PmuReg::from_a64(id),
-        SysregId::Cp15(id) => PmuReg::from_cp15(id),
-        SysregId::Cp15Wide(id) => PmuReg::from_cp15_wide(id),
-    };
+fn decoded(reg: Option<PmuReg>, id: impl FnOnce() -> SysregId, dir: Direction, xfer: Xfer) -> Decoded {
     match reg {
-        Some(reg) => Decoded::Pmu(SysregAccess { reg, dir: o.dir, xfer: o.xfer }),
-        None => Decoded::NotPmu(o),
+        Some(reg) => Decoded::Pmu(SysregAccess { reg, dir, xfer }),
+        None => Decoded::NotPmu(OtherSysreg { id: id(), dir, xfer }),
     }
 }
 

@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::backend::{CountRequest, CounterBackend, CounterId};
 use crate::config::{ConfigError, El0Denial, PmuConfig, PmuVersion, EVENTS_STALL_SLOT, EVENT_CHAIN, EVENT_CPU_CYCLES, EVENT_SW_INCR};
-use crate::decode::{decode_esr, decode_insn, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
+use crate::decode::{decode_esr_then, decode_insn, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
 use crate::field::{EvtypeFilter, Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
 use crate::reg::{EventCounter, PmuReg, CYCLE_COUNTER_BIT};
@@ -47,6 +47,23 @@ impl Outcome {
         match *self {
             Outcome::Read(v) => Some(v),
             _ => None,
+        }
+    }
+}
+
+/// Why an access fails before its handler runs (a small copy of the failing [`Outcome`]s).
+#[derive(Clone, Copy)]
+enum Fault {
+    Undefined,
+    TrapToEl1,
+}
+
+impl From<Fault> for Outcome {
+    #[inline]
+    fn from(f: Fault) -> Outcome {
+        match f {
+            Fault::Undefined => Outcome::Undefined,
+            Fault::TrapToEl1 => Outcome::TrapToEl1,
         }
     }
 }
@@ -318,6 +335,12 @@ impl<B: CounterBackend> Pmu<B> {
     /// # Ok::<(), vpmu::config::ConfigError>(())
     /// ```
     pub fn handle(&mut self, access: &SysregAccess, el: El, regs: &mut impl GuestRegs) -> Outcome {
+        self.handle_access(*access, el, regs)
+    }
+
+    /// [`Pmu::handle`] with the access by value, so the trap path keeps it in registers.
+    #[inline]
+    fn handle_access(&mut self, access: SysregAccess, el: El, regs: &mut impl GuestRegs) -> Outcome {
         let get = |r: Gpr| if r.is_zero_reg() { 0 } else { regs.get(r.get()) };
         let op = match (access.dir, access.xfer) {
             (Direction::Read, _) => Op::Read,
@@ -353,10 +376,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// [`DecodeError`] if the syndrome is not a system register access (see
     /// [`decode_esr`]). Nothing changes then.
     pub fn handle_esr(&mut self, esr: u64, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
-        Ok(match decode_esr(esr)? {
-            Decoded::Pmu(a) => self.handle(&a, el, regs),
-            Decoded::NotPmu(o) => Outcome::NotPmu(o),
-        })
+        decode_esr_then(esr, |a| self.handle_access(a, el, regs), Outcome::NotPmu)
     }
 
     /// Decodes an A64 `MRS`/`MSR` instruction word and emulates it (for emulators).
@@ -382,6 +402,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// Emulates one access to `reg`: the dispatch to the per-register handlers.
+    #[inline]
     pub fn emulate(&mut self, reg: PmuReg, p: Params) -> Outcome {
         match reg {
             PmuReg::Pmcr => self.access_pmcr(p),
@@ -400,29 +421,30 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// The checks every access goes through before its handler: the register's direction,
     /// its existence in this PMU version, and EL0's rights (`PMUSERENR`).
-    fn check(&self, reg: PmuReg, p: &Params) -> Option<Outcome> {
+    #[inline(always)]
+    fn check(&self, reg: PmuReg, p: &Params) -> Result<(), Fault> {
         let acc = reg.access();
         let read = p.is_read();
         if (read && !acc.readable) || (!read && !acc.writable) {
-            return Some(Outcome::Undefined);
+            return Err(Fault::Undefined);
         }
         if reg == PmuReg::Pmmir && self.cfg.version < PmuVersion::V3p4 {
-            return Some(Outcome::Undefined);
+            return Err(Fault::Undefined);
         }
         // The AArch32 PMCEID2/PMCEID3 exist only from PMUv3p1.
         if matches!(reg, PmuReg::Pmceid2 | PmuReg::Pmceid3) && self.cfg.version < PmuVersion::V3p1 {
-            return Some(Outcome::Undefined);
+            return Err(Fault::Undefined);
         }
         if p.el == El::El0 && !self.el0_may(reg, read) {
             if !acc.el0 || reg == PmuReg::Pmuserenr {
-                return Some(Outcome::Undefined);
+                return Err(Fault::Undefined);
             }
-            return Some(match self.cfg.el0_denial {
-                El0Denial::TrapToEl1 => Outcome::TrapToEl1,
-                El0Denial::Undefined => Outcome::Undefined,
+            return Err(match self.cfg.el0_denial {
+                El0Denial::TrapToEl1 => Fault::TrapToEl1,
+                El0Denial::Undefined => Fault::Undefined,
             });
         }
-        None
+        Ok(())
     }
 
     /// Whether EL0 may make this access under the current `PMUSERENR`.
@@ -448,8 +470,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// zeroes every event counter (all 64 bits), `C` the cycle counter; both read as 0. `N`,
     /// `IDCODE` and `IMP` come from the configuration; writes to them are ignored.
     pub fn access_pmcr(&mut self, p: Params) -> Outcome {
-        if let Some(o) = self.check(PmuReg::Pmcr, &p) {
-            return o;
+        if let Err(f) = self.check(PmuReg::Pmcr, &p) {
+            return f.into();
         }
         match p.op {
             Op::Read => Outcome::Read(self.pmcr_value()),
@@ -492,8 +514,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMSELR_EL0`: only `SEL`, bits \[4:0\]. Any value may be written, even one that selects
     /// no counter: the `PMXEV*` accesses through it are what fail.
     pub fn access_pmselr(&mut self, p: Params) -> Outcome {
-        if let Some(o) = self.check(PmuReg::Pmselr, &p) {
-            return o;
+        if let Err(f) = self.check(PmuReg::Pmselr, &p) {
+            return f.into();
         }
         match p.op {
             Op::Read => Outcome::Read(self.pmselr.into()),
@@ -509,8 +531,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// `SW_INCR` and `CHAIN`; `STALL_SLOT*` hidden while `PMMIR.SLOTS` is 0; the upper halves
     /// (events 0x4000..) only from PMUv3p1. `reg` must be one of the four, else `Undefined`.
     pub fn access_pmceid(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Some(o) = self.check(reg, &p) {
-            return o;
+        if let Err(f) = self.check(reg, &p) {
+            return f.into();
         }
         let [c0, c1] = self.ceid;
         let v = match reg {
@@ -552,8 +574,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// [`Outcome::TrapToEl1`] whatever the index.
     /// `reg` must be one of the three, else `Undefined`.
     pub fn access_pmu_evcntr(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Some(o) = self.check(reg, &p) {
-            return o;
+        if let Err(f) = self.check(reg, &p) {
+            return f.into();
         }
         let id = match reg {
             PmuReg::Pmccntr => Some(CounterId::Cycle),
@@ -588,8 +610,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// UNDEFINED for counters `n >= N`, direct or through `SEL`. `reg` must be one of the
     /// three, else `Undefined`.
     pub fn access_pmu_evtyper(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Some(o) = self.check(reg, &p) {
-            return o;
+        if let Err(f) = self.check(reg, &p) {
+            return f.into();
         }
         let id = match reg {
             PmuReg::Pmccfiltr => Some(CounterId::Cycle),
@@ -650,8 +672,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// bits written as 1. Bits of counters that do not exist read 0 and ignore writes. `reg`
     /// must be one of the two, else `Undefined`.
     pub fn access_pmcnten(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Some(o) = self.check(reg, &p) {
-            return o;
+        if let Err(f) = self.check(reg, &p) {
+            return f.into();
         }
         match (p.op, reg) {
             (Op::Read, PmuReg::Pmcntenset | PmuReg::Pmcntenclr) => Outcome::Read(self.cnten.into()),
@@ -671,8 +693,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMINTENSET_EL1` / `PMINTENCLR_EL1`: the overflow interrupt enables, set/clear
     /// semantics. UNDEFINED at EL0. `reg` must be one of the two, else `Undefined`.
     pub fn access_pminten(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Some(o) = self.check(reg, &p) {
-            return o;
+        if let Err(f) = self.check(reg, &p) {
+            return f.into();
         }
         let mask = self.valid_mask();
         match reg {
@@ -685,8 +707,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// flag can raise the interrupt, clearing one lower it. `reg` must be one of the two,
     /// else `Undefined`.
     pub fn access_pmovs(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Some(o) = self.check(reg, &p) {
-            return o;
+        if let Err(f) = self.check(reg, &p) {
+            return f.into();
         }
         let mask = self.valid_mask();
         match reg {
@@ -699,8 +721,8 @@ impl<B: CounterBackend> Pmu<B> {
     /// that exists, is typed `SW_INCR`, is enabled in `PMCNTENSET` with `PMCR.E` = 1, and
     /// whose filter counts at the exception level of the write. Bit 31 is ignored.
     pub fn access_pmswinc(&mut self, p: Params) -> Outcome {
-        if let Some(o) = self.check(PmuReg::Pmswinc, &p) {
-            return o;
+        if let Err(f) = self.check(PmuReg::Pmswinc, &p) {
+            return f.into();
         }
         let Op::Write(v) = p.op else { return Outcome::Undefined };
         if !self.pmcr.contains(Pmcr::E) {
@@ -717,8 +739,8 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMUSERENR_EL0`: `EN`, `SW`, `CR`, `ER`. Readable at EL0, writable only at EL1.
     pub fn access_pmuserenr(&mut self, p: Params) -> Outcome {
-        if let Some(o) = self.check(PmuReg::Pmuserenr, &p) {
-            return o;
+        if let Err(f) = self.check(PmuReg::Pmuserenr, &p) {
+            return f.into();
         }
         match p.op {
             Op::Read => Outcome::Read(self.userenr.bits()),
@@ -731,8 +753,8 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMMIR_EL1`: read-only, from the configuration; UNDEFINED before PMUv3p4 and at EL0.
     pub fn access_pmmir(&mut self, p: Params) -> Outcome {
-        if let Some(o) = self.check(PmuReg::Pmmir, &p) {
-            return o;
+        if let Err(f) = self.check(PmuReg::Pmmir, &p) {
+            return f.into();
         }
         Outcome::Read(self.cfg.pmmir.into())
     }
