@@ -7,33 +7,14 @@
 //! configurations. The builder's other rules, `Pmu::new`'s backend limit and the `Busy`
 //! lifecycle are in `tests/registers.rs`.
 
+mod common;
+
 use vpmu::config::{ConfigError, El0Denial, FilterAction, PmuConfig, PmuIrq, PmuVersion, MAX_FILTER_ACTIONS};
-use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Outcome, Pmu, SoftBackend};
+use vpmu::reg::PmuReg;
+use vpmu::{El, Pmu, SoftBackend};
 
-type SoftPmu = Pmu<SoftBackend>;
-
-// Common events (Arm ARM, D17.11 / K3).
-const SW_INCR: u16 = 0x00;
-const INST_RETIRED: u16 = 0x08;
-const BR_MIS_PRED: u16 = 0x10;
-const CPU_CYCLES: u16 = 0x11;
-const CHAIN: u16 = 0x1e;
-const PMCR_E: u64 = 1;
-const CYCLE_BIT: u64 = 1 << 31;
-
-fn ev(n: u8) -> EventCounter {
-    EventCounter::new(n).unwrap()
-}
-fn rd(p: &mut SoftPmu, reg: PmuReg) -> u64 {
-    match p.read(reg, El::El1) {
-        Outcome::Read(v) => v,
-        other => panic!("reading {reg} gave {other:?}"),
-    }
-}
-fn wr(p: &mut SoftPmu, reg: PmuReg, v: u64) {
-    assert_eq!(p.write(reg, v, El::El1), Outcome::Written, "writing {v:#x} to {reg}");
-}
+use common::arch::{BR_MIS_PRED, CHAIN, CPU_CYCLES, CYCLE_BIT, INST_RETIRED, PMCR_D, PMCR_E, PMCR_LP, SW_INCR};
+use common::{ev, pmu_with, rd, wr};
 
 fn filtered(actions: &[(FilterAction, u16, u16)]) -> PmuConfig {
     let mut b = PmuConfig::builder().counters(6);
@@ -46,7 +27,7 @@ fn filtered(actions: &[(FilterAction, u16, u16)]) -> PmuConfig {
 /// Counters 0..n count `events[i]`, the cycle counter runs; then `k` of each event and of
 /// cycles are reported. Returns the counter values and PMCCNTR.
 fn count_each(cfg: PmuConfig, events: &[u16], k: u64) -> (Vec<u64>, u64) {
-    let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+    let mut p = pmu_with(cfg);
     for (i, &e) in events.iter().enumerate() {
         wr(&mut p, PmuReg::Pmevtyper(ev(i as u8)), e.into());
     }
@@ -105,7 +86,7 @@ fn a_later_action_overrides_an_earlier_one_where_they_overlap() {
 fn sw_incr_is_never_filtered() {
     for cfg in [filtered(&[(FilterAction::Deny, 0x00, 0x3f)]), filtered(&[(FilterAction::Allow, 0x08, 0x08)])] {
         assert!(cfg.event_allowed(SW_INCR));
-        let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+        let mut p = pmu_with(cfg);
         wr(&mut p, PmuReg::Pmevtyper(ev(0)), SW_INCR.into());
         wr(&mut p, PmuReg::Pmcntenset, 1);
         wr(&mut p, PmuReg::Pmcr, PMCR_E);
@@ -120,7 +101,7 @@ fn sw_incr_is_never_filtered() {
 fn chain_is_never_filtered() {
     for cfg in [filtered(&[(FilterAction::Deny, CHAIN, CHAIN)]), filtered(&[(FilterAction::Allow, INST_RETIRED, INST_RETIRED)])] {
         assert!(cfg.event_allowed(CHAIN));
-        let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+        let mut p = pmu_with(cfg);
         wr(&mut p, PmuReg::Pmevtyper(ev(0)), INST_RETIRED.into());
         wr(&mut p, PmuReg::Pmevcntr(ev(0)), 0xffff_fffe);
         wr(&mut p, PmuReg::Pmevtyper(ev(1)), CHAIN.into());
@@ -142,10 +123,10 @@ fn the_cycle_counter_is_filtered_as_cpu_cycles() {
     assert_eq!(count_each(cfg, &[CPU_CYCLES], 100), (vec![100], 100));
     // Whatever PMCCFILTR says, and with PMCR.D: nothing reaches the backend.
     let cfg = filtered(&[(FilterAction::Deny, CPU_CYCLES, CPU_CYCLES)]);
-    let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+    let mut p = pmu_with(cfg);
     wr(&mut p, PmuReg::Pmccfiltr, 0);
     wr(&mut p, PmuReg::Pmcntenset, CYCLE_BIT);
-    wr(&mut p, PmuReg::Pmcr, PMCR_E | 1 << 3);
+    wr(&mut p, PmuReg::Pmcr, PMCR_E | PMCR_D);
     assert_eq!(p.events_until_overflow(CPU_CYCLES), None);
     p.count(CPU_CYCLES, 1 << 20);
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0);
@@ -158,7 +139,7 @@ fn a_denied_event_never_counts_whatever_the_guest_programs() {
             continue;
         }
         let cfg = filtered(&[(FilterAction::Deny, event, event)]);
-        let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+        let mut p = pmu_with(cfg);
         // Every EL filter the guest can choose, on several counters, through both paths.
         for (i, f) in [0u64, 1 << 31, 1 << 30, 0xc << 28].into_iter().enumerate() {
             wr(&mut p, PmuReg::Pmevtyper(ev(i as u8)), f | u64::from(event));
@@ -166,7 +147,7 @@ fn a_denied_event_never_counts_whatever_the_guest_programs() {
         wr(&mut p, PmuReg::Pmselr, 4);
         wr(&mut p, PmuReg::Pmxevtyper, event.into());
         wr(&mut p, PmuReg::Pmcntenset, 0x1f);
-        wr(&mut p, PmuReg::Pmcr, PMCR_E | 1 << 7);
+        wr(&mut p, PmuReg::Pmcr, PMCR_E | PMCR_LP);
         for el in [El::El1, El::El0] {
             p.set_el(el);
             assert_eq!(p.events_until_overflow(event), None, "{event:#x}");
@@ -193,14 +174,14 @@ fn pmceid_shows_only_what_the_filter_allows() {
         .unwrap()
         .build()
         .unwrap();
-    let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+    let mut p = pmu_with(cfg);
     // PMCEID0: bit n is event n (0x00..=0x1f), bit 32 + n event 0x4000 + n.
     assert_eq!(rd(&mut p, PmuReg::Pmceid0), 1 << SW_INCR | 1 << INST_RETIRED | 1 << CHAIN | 1 << 33);
     // PMCEID1: bit n is event 0x20 + n, bit 32 + n event 0x4020 + n.
     assert_eq!(rd(&mut p, PmuReg::Pmceid1), 0b110 | 1 << (32 + 0x10));
     // PMUv3 has no upper halves, whatever the filter.
     let cfg = PmuConfig::builder().counters(2).version(PmuVersion::V3).build().unwrap();
-    let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+    let mut p = pmu_with(cfg);
     assert_eq!(rd(&mut p, PmuReg::Pmceid0) >> 32, 0);
     // The filter and the backend intersect.
     let cfg = filtered(&[(FilterAction::Deny, INST_RETIRED, INST_RETIRED)]);

@@ -9,6 +9,7 @@
 //! - proptest properties over all of `u64` and `u32`, with the same per-input checks the fuzz
 //!   targets run (`fuzz/src/lib.rs`).
 
+mod common;
 #[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
 mod fuzz_check;
@@ -22,15 +23,13 @@ use vpmu::decode::{
 };
 use vpmu::reg::{A64Id, Cp15Id, Cp15WideId, EventCounter, PmuReg};
 
+use common::gpr;
+
 // ---------------------------------------------------------------------------------------------
 // Helpers and the architecture, written out by hand
 // ---------------------------------------------------------------------------------------------
 
 const DIRS: [Direction; 2] = [Direction::Read, Direction::Write];
-
-fn gpr(n: u8) -> Gpr {
-    Gpr::new(n).unwrap()
-}
 
 /// CV = 0, then CV = 1 with each of the 16 condition codes.
 fn conds() -> impl Iterator<Item = Option<Cond>> {

@@ -5,19 +5,16 @@
 //! independently of `src/pmu.rs`. Then the same with `El0Denial::Undefined` (KVM's behaviour),
 //! the EL1 view, and the real trap path (`SysregAccess::to_esr` into `Pmu::handle_esr`).
 
-use vpmu::backend::SoftBackend;
+mod common;
+
 use vpmu::config::{El0Denial, PmuConfig, PmuVersion};
-use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
-use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Op, Outcome, Params, Pmu};
+use vpmu::decode::{Direction, SysregAccess, Xfer};
+use vpmu::reg::PmuReg;
+use vpmu::{El, Op, Outcome, Params};
 
-// PMUSERENR_EL0 bits.
-const EN: u64 = 1 << 0;
-const SW: u64 = 1 << 1;
-const CR: u64 = 1 << 2;
-const ER: u64 = 1 << 3;
-
-const PMCR_E: u64 = 1;
+// PMUSERENR_EL0's bits by their field names, as the tables below spell them.
+use common::arch::{PMCR_E, PMUSERENR_CR as CR, PMUSERENR_EN as EN, PMUSERENR_ER as ER, PMUSERENR_SW as SW};
+use common::{cnt, gpr, pmu_with, typ, SoftPmu};
 
 /// What an access must become.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,9 +95,9 @@ fn outcome_kind(o: Outcome, write: bool) -> Option<Expect> {
     }
 }
 
-fn pmu(version: PmuVersion, denial: El0Denial, userenr: u64) -> Pmu<SoftBackend> {
+fn pmu(version: PmuVersion, denial: El0Denial, userenr: u64) -> SoftPmu {
     let cfg = PmuConfig::builder().counters(31).version(version).el0_denial(denial).build().unwrap();
-    let mut p = Pmu::new(cfg, SoftBackend::new()).unwrap();
+    let mut p = pmu_with(cfg);
     assert_eq!(p.write(PmuReg::Pmuserenr, userenr, El::El1), Outcome::Written);
     p
 }
@@ -153,7 +150,7 @@ fn el0_matrix_with_kvm_compatible_undefined() {
 
 #[test]
 fn the_default_denial_is_a_trap_to_el1() {
-    let mut p = Pmu::new(PmuConfig::builder().build().unwrap(), SoftBackend::new()).unwrap();
+    let mut p = pmu_with(PmuConfig::builder().build().unwrap());
     assert_eq!(p.read(PmuReg::Pmcr, El::El0), Outcome::TrapToEl1);
 }
 
@@ -162,8 +159,8 @@ fn the_default_denial_is_a_trap_to_el1() {
 #[test]
 fn the_expected_table_says_what_the_register_pages_say() {
     let t = El0Denial::TrapToEl1;
-    let c5 = PmuReg::Pmevcntr(EventCounter::new(5).unwrap());
-    let t5 = PmuReg::Pmevtyper(EventCounter::new(5).unwrap());
+    let c5 = cnt(5);
+    let t5 = typ(5);
     use Expect::*;
     let cases = [
         (c5, false, ER, Allowed),
@@ -227,7 +224,7 @@ fn el1_may_access_everything_but_missing_instructions_and_registers() {
 /// Allowed EL0 writes take effect; denied ones change nothing.
 #[test]
 fn el0_writes_take_effect_only_when_allowed() {
-    let c0 = PmuReg::Pmevcntr(EventCounter::new(0).unwrap());
+    let c0 = cnt(0);
     // (register, value, PMUSERENR that allows the write, one that does not)
     let cases = [
         (PmuReg::Pmselr, 7, ER, CR | SW),
@@ -267,7 +264,7 @@ fn el0_writes_take_effect_only_when_allowed() {
 /// Allowed EL0 reads return the register's value (the same one EL1 sees).
 #[test]
 fn el0_reads_return_the_register() {
-    let c3 = PmuReg::Pmevcntr(EventCounter::new(3).unwrap());
+    let c3 = cnt(3);
     for userenr in 0..16u64 {
         let mut p = pmu(PmuVersion::V3p5, El0Denial::TrapToEl1, userenr);
         assert_eq!(p.write(c3, 0x1_2345_6789, El::El1), Outcome::Written);
@@ -288,10 +285,6 @@ fn el0_reads_return_the_register() {
 // ---------------------------------------------------------------------------------------------
 // The real trap path: syndrome -> decode -> dispatch
 // ---------------------------------------------------------------------------------------------
-
-fn gpr(n: u8) -> Gpr {
-    Gpr::new(n).unwrap()
-}
 
 /// Every transfer kind a register has: `MRS`/`MSR` (not for `PMCEID2`/`PMCEID3`), `MRC`/`MCR`,
 /// and `MRRC`/`MCRR` for `PMCCNTR`.

@@ -9,27 +9,20 @@
 //! to `Pmu::handle_esr`, as a hypervisor does. The workload's events go to the `SoftBackend`
 //! through `Pmu::count` and `Pmu::set_el`.
 
+mod common;
+
 use vpmu::backend::SoftBackend;
 use vpmu::config::{PmuConfig, PmuVersion};
-use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
-use vpmu::reg::{EventCounter, PmuReg};
+use vpmu::decode::{Direction, SysregAccess, Xfer};
+use vpmu::reg::PmuReg;
 use vpmu::{El, Outcome, Pmu};
 
-// The architecture's numbers (DDI 0487).
-const PMCR_E: u64 = 1 << 0;
-const PMCR_P: u64 = 1 << 1;
-const PMCR_C: u64 = 1 << 2;
-const PMCR_LP: u64 = 1 << 7;
-const PMCR_N_SHIFT: u32 = 11;
-const F_P: u64 = 1 << 31;
-const F_U: u64 = 1 << 30;
-const PMUSERENR_ER: u64 = 1 << 3;
-const SW_INCR: u64 = 0x00;
-const INST_RETIRED: u16 = 0x08;
-const BR_MIS_PRED: u16 = 0x10;
-const CPU_CYCLES: u16 = 0x11;
-const CHAIN: u64 = 0x1e;
-const CYCLE: u64 = 1 << 31;
+use common::arch::{
+    BR_MIS_PRED, CHAIN, CPU_CYCLES, CYCLE_BIT, F_P, F_U, INST_RETIRED, PMCR_C, PMCR_E, PMCR_LP, PMCR_N_SHIFT, PMCR_P, PMUSERENR_ER, SW_INCR,
+};
+use common::{cnt, config, gpr, typ};
+
+/// The low 32 bits: what an AArch32 `MCR`/`MRC` moves.
 const LOW32: u64 = 0xffff_ffff;
 
 /// kvm-unit-tests' "pre-overflow" values: this many events before the 32-bit wrap.
@@ -48,16 +41,6 @@ struct Guest {
     el: El,
 }
 
-fn ev(n: u8) -> EventCounter {
-    EventCounter::new(n).unwrap()
-}
-fn cnt(n: u8) -> PmuReg {
-    PmuReg::Pmevcntr(ev(n))
-}
-fn typ(n: u8) -> PmuReg {
-    PmuReg::Pmevtyper(ev(n))
-}
-
 impl Guest {
     fn new(cfg: PmuConfig) -> Self {
         Self::with_backend(cfg, SoftBackend::new())
@@ -68,12 +51,12 @@ impl Guest {
     }
 
     fn version(version: PmuVersion, n: u8) -> Self {
-        Self::new(PmuConfig::builder().version(version).counters(n).build().unwrap())
+        Self::new(config(version, n))
     }
 
     /// One trapped instruction: encode the syndrome, let the PMU handle it.
     fn trap(&mut self, isa: Isa, reg: PmuReg, dir: Direction, rt: u8) -> Outcome {
-        let rt = Gpr::new(rt).unwrap();
+        let rt = gpr(rt);
         let xfer = match isa {
             Isa::A64 => Xfer::A64 { rt },
             Isa::A32 => Xfer::A32 { rt, cond: None },
@@ -138,8 +121,8 @@ fn software_increment() {
         let what = format!("{version:?} LP={}", lp != 0);
         let mut g = Guest::version(version, 6);
         g.msr(PmuReg::Pmcr, lp | PMCR_P);
-        g.msr(typ(0), SW_INCR);
-        g.msr(typ(1), SW_INCR);
+        g.msr(typ(0), u64::from(SW_INCR));
+        g.msr(typ(1), u64::from(SW_INCR));
         g.msr(PmuReg::Pmcntenset, 0b11);
 
         // Globally disabled: PMSWINC does nothing.
@@ -190,7 +173,7 @@ fn software_increment() {
 fn chained(version: PmuVersion) -> Guest {
     let mut g = Guest::version(version, 2);
     g.msr(typ(0), u64::from(INST_RETIRED));
-    g.msr(typ(1), CHAIN);
+    g.msr(typ(1), u64::from(CHAIN));
     g.msr(PmuReg::Pmcntenset, 0b11);
     g.msr(PmuReg::Pmcr, PMCR_E | PMCR_P);
     g
@@ -230,8 +213,8 @@ fn chained_counters() {
 #[test]
 fn chained_software_increments() {
     let mut g = Guest::version(PmuVersion::V3p5, 2);
-    g.msr(typ(0), SW_INCR);
-    g.msr(typ(1), CHAIN);
+    g.msr(typ(0), u64::from(SW_INCR));
+    g.msr(typ(1), u64::from(CHAIN));
     g.msr(PmuReg::Pmcntenset, 0b11);
     g.msr(PmuReg::Pmcr, PMCR_E | PMCR_P);
     g.msr(cnt(0), LOW32 - 9);
@@ -251,7 +234,7 @@ fn chained_software_increments() {
 fn chain_promotion() {
     let mut g = Guest::version(PmuVersion::V3p5, 2);
     g.msr(typ(0), u64::from(INST_RETIRED));
-    g.msr(typ(1), CHAIN);
+    g.msr(typ(1), u64::from(CHAIN));
     g.msr(PmuReg::Pmcntenset, 0b01); // the odd counter is not enabled yet
     g.msr(PmuReg::Pmcr, PMCR_E | PMCR_P);
 
@@ -279,7 +262,7 @@ fn chain_promotion() {
     assert_eq!(g.mrs(PmuReg::Pmovsset), 0b01);
 
     // 4. INST_RETIRED -> CHAIN: events no longer count, overflows do.
-    g.msr(typ(1), CHAIN);
+    g.msr(typ(1), u64::from(CHAIN));
     g.run(INST_RETIRED, 100);
     assert_eq!(g.mrs(cnt(1)), 16);
     g.msr(cnt(0), LOW32);
@@ -385,8 +368,8 @@ fn overflow_interrupt() {
 #[test]
 fn overflow_interrupt_from_the_cycle_counter_with_a_64_bit_overflow_point() {
     let mut g = Guest::version(PmuVersion::V3p5, 0);
-    g.msr(PmuReg::Pmcntenset, CYCLE);
-    g.msr(PmuReg::Pmintenset, CYCLE);
+    g.msr(PmuReg::Pmcntenset, CYCLE_BIT);
+    g.msr(PmuReg::Pmintenset, CYCLE_BIT);
     g.msr(PmuReg::Pmcr, PMCR_E | (1 << 6)); // LC
     g.msr(PmuReg::Pmccntr, PRE_OVERFLOW_32);
     g.run(CPU_CYCLES, 100);
@@ -395,7 +378,7 @@ fn overflow_interrupt_from_the_cycle_counter_with_a_64_bit_overflow_point() {
     assert_eq!(g.pmu.events_until_overflow(CPU_CYCLES), Some(100));
     g.run(CPU_CYCLES, 100);
     assert!(g.irq());
-    assert_eq!(g.mrs(PmuReg::Pmovsset), CYCLE);
+    assert_eq!(g.mrs(PmuReg::Pmovsset), CYCLE_BIT);
     assert_eq!(g.mrs(PmuReg::Pmccntr), 0);
 }
 
@@ -471,7 +454,7 @@ fn basic_event_counting_with_filters() {
     g.msr(typ(2), u64::from(CPU_CYCLES)); // all cycles
     g.msr(typ(3), u64::from(BR_MIS_PRED)); // not supported: never counts
     g.msr(PmuReg::Pmccfiltr, F_U); // kernel cycles
-    g.msr(PmuReg::Pmcntenset, 0b1111 | CYCLE);
+    g.msr(PmuReg::Pmcntenset, 0b1111 | CYCLE_BIT);
     g.msr(PmuReg::Pmcr, PMCR_E | PMCR_P | PMCR_C);
 
     // Kernel, then a user program, then the kernel again.
@@ -617,7 +600,7 @@ fn every_n_every_counter_every_access_style() {
         }
 
         // The bitmaps show only counters 0..N and the cycle counter.
-        let implemented = ((1u64 << n) - 1) | CYCLE;
+        let implemented = ((1u64 << n) - 1) | CYCLE_BIT;
         for (set, clr) in
             [(PmuReg::Pmcntenset, PmuReg::Pmcntenclr), (PmuReg::Pmintenset, PmuReg::Pmintenclr), (PmuReg::Pmovsset, PmuReg::Pmovsclr)]
         {

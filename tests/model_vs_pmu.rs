@@ -10,6 +10,7 @@
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 512, each of 1 to 63 steps).
 
+mod common;
 #[path = "common/model.rs"]
 mod model;
 
@@ -17,9 +18,12 @@ use model::Model;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
-use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
+use vpmu::config::{PmuConfig, PmuVersion};
 use vpmu::reg::{EventCounter, PmuReg};
 use vpmu::{El, Op, Outcome, Params, Pmu, PmuState, SoftBackend};
+
+use common::arch::{CYCLE_BIT, PMCR_E};
+use common::{config, ev, pmu_supporting, pmu_with, DrawnConfig};
 
 /// One configuration: the VMM's description and the events the host can count.
 #[derive(Clone)]
@@ -49,11 +53,7 @@ impl std::fmt::Debug for Setup {
 
 impl Setup {
     fn pmu(&self) -> Pmu<SoftBackend> {
-        let backend = match &self.supported {
-            Some(events) => SoftBackend::with_events(events),
-            None => SoftBackend::new(),
-        };
-        Pmu::new(self.cfg, backend).expect("every configuration here is valid")
+        pmu_supporting(self.cfg, self.supported.as_deref())
     }
 
     fn model(&self) -> Model {
@@ -116,27 +116,16 @@ fn setup() -> impl Strategy<Value = Setup> {
         filter,
         supported,
     )
-        .prop_map(|((n, version, aarch32_el0, el2, el3), (imp, idcode, pmmir, undef), filter, supported)| {
-            let mut b = PmuConfig::builder()
-                .counters(n)
-                .version(version)
-                .aarch32_el0(aarch32_el0)
-                .el2(el2)
-                .el3(el3)
-                .identity(imp, idcode)
-                .pmmir(if version >= PmuVersion::V3p4 { pmmir } else { 0 })
-                .el0_denial(if undef { El0Denial::Undefined } else { El0Denial::TrapToEl1 });
-            for (allow, first, len) in filter.unwrap_or_default() {
-                let action = if allow { FilterAction::Allow } else { FilterAction::Deny };
-                b = b.filter(action, first..=first + len).unwrap();
-            }
-            Setup { cfg: b.build().unwrap(), supported }
+        .prop_map(|((n, version, aarch32_el0, el2, el3), (imp, idcode, pmmir, el0_undefined), filter, supported)| {
+            let filter = filter.unwrap_or_default();
+            let cfg = DrawnConfig { n, version, aarch32_el0, el2, el3, imp, idcode, pmmir, el0_undefined, filter }.build();
+            Setup { cfg, supported }
         })
 }
 
 fn counter_index(n: u8) -> BoxedStrategy<EventCounter> {
     let mostly_existing = 0..n.max(1);
-    prop_oneof![4 => mostly_existing, 1 => 0u8..31].prop_map(|i| EventCounter::new(i).unwrap()).boxed()
+    prop_oneof![4 => mostly_existing, 1 => 0u8..31].prop_map(ev).boxed()
 }
 
 fn register(n: u8) -> BoxedStrategy<PmuReg> {
@@ -181,7 +170,7 @@ fn counter_value() -> BoxedStrategy<u64> {
 /// Counter bits: mostly among the first few counters and the cycle counter.
 fn bitmap() -> BoxedStrategy<u64> {
     prop_oneof![
-        4 => (0u64..0x40, any::<bool>()).prop_map(|(low, cycle)| low | if cycle { 1 << 31 } else { 0 }),
+        4 => (0u64..0x40, any::<bool>()).prop_map(|(low, cycle)| low | if cycle { CYCLE_BIT } else { 0 }),
         1 => any::<u32>().prop_map(u64::from),
         1 => any::<u64>(),
     ]
@@ -349,7 +338,7 @@ fn check_registers(pmu: &Pmu<SoftBackend>, model: &Model) {
         assert_eq!(got, want, "reading {reg} at EL1: the PMU (left) and the model (right) disagree");
         got.value()
     };
-    let absent = !(((1u64 << n) - 1) | 1 << 31);
+    let absent = !(((1u64 << n) - 1) | CYCLE_BIT);
     for (set, clr) in [(Pmcntenset, Pmcntenclr), (Pmintenset, Pmintenclr), (Pmovsset, Pmovsclr)] {
         let (s, c) = (read(set), read(clr));
         assert_eq!(s, c, "{set} and {clr} disagree");
@@ -407,8 +396,8 @@ prop_state_machine! {
 #[test]
 fn pmceid2_and_pmceid3_are_undefined_before_v3p1() {
     for version in [PmuVersion::V3, PmuVersion::V3p1, PmuVersion::V3p4, PmuVersion::V3p5] {
-        let cfg = PmuConfig::builder().counters(22).version(version).build().unwrap();
-        let mut pmu = Pmu::new(cfg, SoftBackend::new()).unwrap();
+        let cfg = config(version, 22);
+        let mut pmu = pmu_with(cfg);
         let mut model = Model::new(&cfg, None);
         for reg in [PmuReg::Pmceid2, PmuReg::Pmceid3] {
             let p = Params { op: Op::Read, aarch32: true, el: El::El1 };
@@ -425,9 +414,9 @@ fn pmceid2_and_pmceid3_are_undefined_before_v3p1() {
 fn stall_slot_events_count_only_with_pmmir_slots() {
     for slots in [0u32, 4] {
         let cfg = PmuConfig::builder().counters(24).version(PmuVersion::V3p5).pmmir(slots).build().unwrap();
-        let mut pmu = Pmu::new(cfg, SoftBackend::new()).unwrap();
-        let c15 = EventCounter::new(15).unwrap();
-        for (reg, value) in [(PmuReg::Pmcntenset, 1 << 15), (PmuReg::Pmcr, 1), (PmuReg::Pmevtyper(c15), 0x3f)] {
+        let mut pmu = pmu_with(cfg);
+        let c15 = ev(15);
+        for (reg, value) in [(PmuReg::Pmcntenset, 1 << 15), (PmuReg::Pmcr, PMCR_E), (PmuReg::Pmevtyper(c15), 0x3f)] {
             assert_eq!(pmu.write(reg, value, El::El1), Outcome::Written);
         }
         pmu.count(0x3f, 2);

@@ -10,6 +10,8 @@
 //! All tests take one lock: they open perf events on their own threads, and the release test
 //! checks that a descriptor number no longer names a perf event.
 
+mod common;
+
 use std::hint::black_box;
 use std::io;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -19,9 +21,12 @@ use perf_event::events::{Hardware, Software};
 use vpmu::backend::perf::{default_mapping, generic_mapping, Attribution, PerfBackend, PerfError, PerfEventSpec};
 use vpmu::backend::{BackendError, CountRequest, CounterBackend, CounterId, ErrorKind};
 use vpmu::config::PmuConfig;
-use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
-use vpmu::reg::{EventCounter, PmuReg};
+use vpmu::decode::{Direction, SysregAccess, Xfer};
+use vpmu::reg::PmuReg;
 use vpmu::{El, Outcome, Pmu};
+
+use common::arch::{CYCLE_BIT, F_P, PMCR_E, PMCR_LC};
+use common::{cnt, ev, gpr, typ};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -70,7 +75,7 @@ fn burn() {
 }
 
 fn esr(reg: PmuReg, dir: Direction, rt: u8) -> u64 {
-    SysregAccess { reg, dir, xfer: Xfer::A64 { rt: Gpr::new(rt).unwrap() } }.to_esr().unwrap()
+    SysregAccess { reg, dir, xfer: Xfer::A64 { rt: gpr(rt) } }.to_esr().unwrap()
 }
 
 /// The guest runs `MSR <reg>, X0` at EL1 with X0 = `value`; the trap goes to `handle_esr`.
@@ -87,11 +92,6 @@ fn mrs<B: CounterBackend>(pmu: &mut Pmu<B>, reg: PmuReg) -> u64 {
     assert_eq!(out, Outcome::Read(x[3]), "MRS {reg:?}");
     x[3]
 }
-
-const PMCR_E: u64 = 1;
-const PMCR_LC: u64 = 1 << 6;
-const FILTER_P: u64 = 1 << 31; // PMEVTYPER/PMCCFILTR.P: do not count at EL1
-const CYCLE: u64 = 1 << 31; // the cycle counter's bit in PMCNTEN*, PMOVS*, PMINTEN*
 
 fn fd_target(fd: i32) -> Option<String> {
     std::fs::read_link(format!("/proc/self/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())
@@ -113,8 +113,8 @@ fn cycle_counter_counts_task_clock_through_traps() {
     assert_eq!(ceid0 & (1 << 0x11), 1 << 0x11);
     assert_eq!(ceid0 & (1 << 0x08), 0);
 
-    msr(&mut pmu, PmuReg::Pmccfiltr, FILTER_P); // count at EL0: user time only
-    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE);
+    msr(&mut pmu, PmuReg::Pmccfiltr, F_P); // count at EL0: user time only
+    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE_BIT);
     assert!(!pmu.backend().is_programmed(CounterId::Cycle), "PMCR.E = 0: nothing counts yet");
     msr(&mut pmu, PmuReg::Pmcr, PMCR_E);
     assert!(pmu.take_backend_error().is_none());
@@ -132,7 +132,7 @@ fn cycle_counter_counts_task_clock_through_traps() {
     }
 
     // PMCNTENCLR stops the counter: it keeps its value and the perf event is gone.
-    msr(&mut pmu, PmuReg::Pmcntenclr, CYCLE);
+    msr(&mut pmu, PmuReg::Pmcntenclr, CYCLE_BIT);
     assert!(!pmu.backend().is_programmed(CounterId::Cycle));
     let frozen = mrs(&mut pmu, PmuReg::Pmccntr);
     assert!(frozen >= last);
@@ -140,7 +140,7 @@ fn cycle_counter_counts_task_clock_through_traps() {
     assert_eq!(mrs(&mut pmu, PmuReg::Pmccntr), frozen, "a disabled counter is frozen");
 
     // Enabled again, it goes on from there.
-    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE);
+    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE_BIT);
     burn();
     let resumed = mrs(&mut pmu, PmuReg::Pmccntr);
     assert!(resumed > frozen);
@@ -158,20 +158,20 @@ fn cycle_counter_counts_task_clock_through_traps() {
 fn event_counter_and_cycle_counter_count_side_by_side() {
     require_perf!();
     let mut pmu = Pmu::new(PmuConfig::builder().counters(2).build().unwrap(), PerfBackend::with_mapping(cycles_as_task_clock)).unwrap();
-    let c0 = EventCounter::new(0).unwrap();
-    msr(&mut pmu, PmuReg::Pmevtyper(c0), FILTER_P | 0x11); // CPU_CYCLES at EL0
-    msr(&mut pmu, PmuReg::Pmccfiltr, FILTER_P);
-    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE | 1);
+    let c0 = ev(0);
+    msr(&mut pmu, PmuReg::Pmevtyper(c0), F_P | 0x11); // CPU_CYCLES at EL0
+    msr(&mut pmu, PmuReg::Pmccfiltr, F_P);
+    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE_BIT | 1);
     msr(&mut pmu, PmuReg::Pmcr, PMCR_E);
     assert!(pmu.take_backend_error().is_none());
     burn();
     let (ev, cyc) = (mrs(&mut pmu, PmuReg::Pmevcntr(c0)), mrs(&mut pmu, PmuReg::Pmccntr));
     assert!(ev > 0 && cyc > 0, "both count: PMEVCNTR0 = {ev}, PMCCNTR = {cyc}");
     // Counter 1 is enabled but typed 0x08, which the mapping does not map: it never counts.
-    msr(&mut pmu, PmuReg::Pmevtyper(EventCounter::new(1).unwrap()), 0x08);
+    msr(&mut pmu, typ(1), 0x08);
     msr(&mut pmu, PmuReg::Pmcntenset, 0b10);
     burn();
-    assert_eq!(mrs(&mut pmu, PmuReg::Pmevcntr(EventCounter::new(1).unwrap())), 0);
+    assert_eq!(mrs(&mut pmu, cnt(1)), 0);
     assert!(pmu.take_backend_error().is_none(), "an unsupported event is not an error: it is not advertised");
 }
 
@@ -192,24 +192,24 @@ fn burn_until_past_bit_31<B: CounterBackend>(pmu: &mut Pmu<B>) {
 fn overflow_is_detected_and_the_counter_rearmed() {
     require_perf!();
     let mut pmu = Pmu::new(PmuConfig::builder().counters(0).build().unwrap(), PerfBackend::with_mapping(cycles_as_task_clock)).unwrap();
-    msr(&mut pmu, PmuReg::Pmccfiltr, FILTER_P);
+    msr(&mut pmu, PmuReg::Pmccfiltr, F_P);
     msr(&mut pmu, PmuReg::Pmccntr, 0xffff_f000); // 4096 ns before the carry out of bit 31 (PMCR.LC = 0)
-    msr(&mut pmu, PmuReg::Pmintenset, CYCLE);
-    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE);
+    msr(&mut pmu, PmuReg::Pmintenset, CYCLE_BIT);
+    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE_BIT);
     msr(&mut pmu, PmuReg::Pmcr, PMCR_E);
     assert!(!pmu.irq_level());
     // One pass of work is far more than 4096 ns of run time; a few passes make sure of it
     // even on a coarse task clock.
     burn_until_past_bit_31(&mut pmu);
     pmu.sync();
-    assert_eq!(mrs(&mut pmu, PmuReg::Pmovsset) & CYCLE, CYCLE, "PMOVSSET.C is set");
+    assert_eq!(mrs(&mut pmu, PmuReg::Pmovsset) & CYCLE_BIT, CYCLE_BIT, "PMOVSSET.C is set");
     assert!(pmu.irq_level(), "PMCR.E and PMINTENSET.C: the interrupt is raised");
     assert!(pmu.backend().is_programmed(CounterId::Cycle), "re-armed with the next period");
     assert!(pmu.take_backend_error().is_none());
 
     // With PMCR.LC the cycle counter overflows at 64 bits only: the same distance to bit 32
     // gives no flag.
-    msr(&mut pmu, PmuReg::Pmovsclr, CYCLE);
+    msr(&mut pmu, PmuReg::Pmovsclr, CYCLE_BIT);
     msr(&mut pmu, PmuReg::Pmcr, PMCR_E | PMCR_LC);
     msr(&mut pmu, PmuReg::Pmccntr, 0xffff_f000);
     burn_until_past_bit_31(&mut pmu);
@@ -247,8 +247,8 @@ fn hardware_inst_retired_counts_or_fails_typed_as_the_kernel_says() {
     let backend = PerfBackend::builder().probe(false).build();
     assert!(backend.supports(0x08));
     let mut pmu = Pmu::new(PmuConfig::builder().counters(1).build().unwrap(), backend).unwrap();
-    let c0 = EventCounter::new(0).unwrap();
-    msr(&mut pmu, PmuReg::Pmevtyper(c0), FILTER_P | 0x08); // INST_RETIRED at EL0
+    let c0 = ev(0);
+    msr(&mut pmu, PmuReg::Pmevtyper(c0), F_P | 0x08); // INST_RETIRED at EL0
     msr(&mut pmu, PmuReg::Pmcntenset, 1);
     msr(&mut pmu, PmuReg::Pmcr, PMCR_E);
     let error = pmu.take_backend_error();
@@ -357,7 +357,7 @@ fn release_closes_the_event_and_stops_counting() {
     require_perf!();
     let mut b = PerfBackend::builder().mapping(cycles_as_task_clock).on_open(remember_fd).build();
     let req = CountRequest { event: 0x11, el0: true, el1: false, period: 1 << 40 };
-    let c = CounterId::Event(EventCounter::new(3).unwrap());
+    let c = CounterId::Event(ev(3));
     b.program(c, &req).unwrap();
     let fd = b.raw_fd(c).expect("a programmed counter has a descriptor");
     assert_eq!(OPENED_FD.load(Ordering::SeqCst), fd, "the open hook saw the descriptor");
@@ -400,10 +400,10 @@ fn release_closes_the_event_and_stops_counting() {
 fn pmu_reset_releases_every_event() {
     require_perf!();
     let mut pmu = Pmu::new(PmuConfig::builder().counters(2).build().unwrap(), PerfBackend::with_mapping(cycles_as_task_clock)).unwrap();
-    let c0 = EventCounter::new(0).unwrap();
-    msr(&mut pmu, PmuReg::Pmevtyper(c0), FILTER_P | 0x11);
-    msr(&mut pmu, PmuReg::Pmccfiltr, FILTER_P);
-    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE | 1);
+    let c0 = ev(0);
+    msr(&mut pmu, PmuReg::Pmevtyper(c0), F_P | 0x11);
+    msr(&mut pmu, PmuReg::Pmccfiltr, F_P);
+    msr(&mut pmu, PmuReg::Pmcntenset, CYCLE_BIT | 1);
     msr(&mut pmu, PmuReg::Pmcr, PMCR_E);
     assert!(pmu.backend().is_programmed(CounterId::Cycle) && pmu.backend().is_programmed(CounterId::Event(c0)));
     pmu.reset();

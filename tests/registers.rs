@@ -2,51 +2,25 @@
 //! The register semantics of issue 4 ("Semantics that must hold, each with a test"), one test or a
 //! small group per rule, through the public API only, as a hypervisor drives a `Pmu`.
 //!
-//! Every expected value is written out here from the Arm ARM (DDI 0487, D13 and the PMU register
-//! pages): the field positions, event numbers and filter bits below are the architecture's, not
-//! read from the crate.
+//! Every expected value is written out from the Arm ARM (DDI 0487, D13 and the PMU register
+//! pages): the field positions, event numbers and filter bits are the architecture's, from
+//! `tests/common/arch.rs`, not read from the crate.
+
+mod common;
 
 use std::convert::Infallible;
 
 use vpmu::backend::{CountRequest, CounterBackend, CounterId, SoftBackend};
 use vpmu::config::{ConfigError, El0Denial, FilterAction, PmuConfig, PmuIrq, PmuVersion, MAX_FILTER_ACTIONS};
-use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
-use vpmu::reg::{EventCounter, PmuReg};
+use vpmu::decode::{Direction, SysregAccess, Xfer};
+use vpmu::reg::PmuReg;
 use vpmu::{El, Op, Outcome, Params, Pmu};
 
-// ---------------------------------------------------------------------------------------------
-// The architecture, written out by hand
-// ---------------------------------------------------------------------------------------------
-
-// PMCR_EL0 fields.
-const PMCR_E: u64 = 1 << 0;
-const PMCR_P: u64 = 1 << 1;
-const PMCR_C: u64 = 1 << 2;
-const PMCR_D: u64 = 1 << 3;
-const PMCR_X: u64 = 1 << 4;
-const PMCR_DP: u64 = 1 << 5;
-const PMCR_LC: u64 = 1 << 6;
-const PMCR_LP: u64 = 1 << 7;
-const PMCR_N_SHIFT: u32 = 11;
-const PMCR_IDCODE_SHIFT: u32 = 16;
-const PMCR_IMP_SHIFT: u32 = 24;
-
-// PMEVTYPER<n>_EL0 / PMCCFILTR_EL0 filter bits.
-const F_P: u64 = 1 << 31;
-const F_U: u64 = 1 << 30;
-const F_NSK: u64 = 1 << 29;
-const F_NSU: u64 = 1 << 28;
-const F_NSH: u64 = 1 << 27;
-const F_M: u64 = 1 << 26;
-
-// Common events.
-const SW_INCR: u64 = 0x00;
-const INST_RETIRED: u16 = 0x08;
-const CPU_CYCLES: u16 = 0x11;
-const CHAIN: u64 = 0x1e;
-
-/// Bit 31 of PMCNTENSET/PMOVSSET/...: the cycle counter.
-const CYCLE: u64 = 1 << 31;
+use common::arch::{
+    CHAIN, CPU_CYCLES, CYCLE_BIT, F_M, F_NSH, F_NSK, F_NSU, F_P, F_U, INST_RETIRED, PMCR_C, PMCR_D, PMCR_DP, PMCR_E, PMCR_IDCODE_SHIFT,
+    PMCR_IMP_SHIFT, PMCR_LC, PMCR_LP, PMCR_N_SHIFT, PMCR_P, PMCR_X, SW_INCR,
+};
+use common::{cnt, config, gpr, pmu, pmu_with, rd, typ, wr, SoftPmu};
 
 const VERSIONS: [PmuVersion; 4] = [PmuVersion::V3, PmuVersion::V3p1, PmuVersion::V3p4, PmuVersion::V3p5];
 
@@ -54,52 +28,9 @@ const VERSIONS: [PmuVersion; 4] = [PmuVersion::V3, PmuVersion::V3p1, PmuVersion:
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-type SoftPmu = Pmu<SoftBackend>;
-
-fn ev(n: u8) -> EventCounter {
-    EventCounter::new(n).unwrap()
-}
-
-fn cnt(n: u8) -> PmuReg {
-    PmuReg::Pmevcntr(ev(n))
-}
-
-fn typ(n: u8) -> PmuReg {
-    PmuReg::Pmevtyper(ev(n))
-}
-
-fn config(version: PmuVersion, n: u8) -> PmuConfig {
-    PmuConfig::builder().version(version).counters(n).build().unwrap()
-}
-
-fn pmu_with(cfg: PmuConfig) -> SoftPmu {
-    Pmu::new(cfg, SoftBackend::new()).unwrap()
-}
-
-fn pmu(version: PmuVersion, n: u8) -> SoftPmu {
-    pmu_with(config(version, n))
-}
-
-#[track_caller]
-fn rd(p: &mut SoftPmu, reg: PmuReg) -> u64 {
-    match p.read(reg, El::El1) {
-        Outcome::Read(v) => v,
-        o => panic!("read of {reg} at EL1 gave {o:?}"),
-    }
-}
-
-#[track_caller]
-fn wr(p: &mut SoftPmu, reg: PmuReg, v: u64) {
-    assert_eq!(p.write(reg, v, El::El1), Outcome::Written, "write of {v:#x} to {reg} at EL1");
-}
-
 /// An AArch32 `MCR`/`MRC` as the handlers see it.
 fn a32(op: Op) -> Params {
     Params { op, aarch32: true, el: El::El1 }
-}
-
-fn gpr(n: u8) -> Gpr {
-    Gpr::new(n).unwrap()
 }
 
 /// Types counter `n` with `typer`, enables it and sets PMCR.E (keeping the other stored bits).
@@ -160,7 +91,7 @@ fn pmcr_p_and_c_are_actions_that_read_as_zero() {
 
     // P: every event counter, all 64 bits; not the cycle counter; reads as 0.
     set_all(&mut p);
-    wr(&mut p, PmuReg::Pmovsset, 0b1010 | CYCLE);
+    wr(&mut p, PmuReg::Pmovsset, 0b1010 | CYCLE_BIT);
     wr(&mut p, PmuReg::Pmcr, PMCR_P);
     for n in 0..4 {
         assert_eq!(rd(&mut p, cnt(n)), 0, "PMEVCNTR{n} after PMCR.P");
@@ -168,7 +99,7 @@ fn pmcr_p_and_c_are_actions_that_read_as_zero() {
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), big, "PMCR.P must not touch PMCCNTR");
     assert_eq!(rd(&mut p, PmuReg::Pmcr) & (PMCR_P | PMCR_C), 0);
     // Resetting counters does not clear their overflow flags.
-    assert_eq!(rd(&mut p, PmuReg::Pmovsset), 0b1010 | CYCLE);
+    assert_eq!(rd(&mut p, PmuReg::Pmovsset), 0b1010 | CYCLE_BIT);
 
     // C: only the cycle counter.
     set_all(&mut p);
@@ -250,8 +181,8 @@ fn pmcr_lp_is_res0_before_v3p5() {
 
         // Ignored, not just hidden: a written LP does not stop CHAIN (which LP = 1 would).
         wr(&mut p, PmuReg::Pmcr, PMCR_LP | PMCR_E);
-        wr(&mut p, typ(0), SW_INCR);
-        wr(&mut p, typ(1), CHAIN);
+        wr(&mut p, typ(0), u64::from(SW_INCR));
+        wr(&mut p, typ(1), u64::from(CHAIN));
         wr(&mut p, PmuReg::Pmcntenset, 0b11);
         wr(&mut p, cnt(0), 0xffff_ffff);
         wr(&mut p, PmuReg::Pmswinc, 0b01);
@@ -421,7 +352,7 @@ fn lp0_overflows_at_the_32_bit_wrap_and_the_counter_keeps_carrying() {
 
     // Same through PMSWINC on a SW_INCR counter.
     let mut p = pmu(PmuVersion::V3p5, 1);
-    enable(&mut p, 0, SW_INCR);
+    enable(&mut p, 0, u64::from(SW_INCR));
     wr(&mut p, cnt(0), 0xffff_ffff);
     wr(&mut p, PmuReg::Pmswinc, 1);
     assert_eq!(rd(&mut p, cnt(0)), 0x1_0000_0000);
@@ -453,15 +384,15 @@ fn cycle_counter_is_64_bit_and_lc_moves_its_overflow_point() {
         assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0xdead_beef_1234_5678, "{version:?}");
 
         // LC = 0: overflow at the 32-bit wrap, the counter keeps carrying.
-        wr(&mut p, PmuReg::Pmcntenset, CYCLE);
+        wr(&mut p, PmuReg::Pmcntenset, CYCLE_BIT);
         wr(&mut p, PmuReg::Pmcr, PMCR_E);
         wr(&mut p, PmuReg::Pmccntr, 0xffff_fff0);
         p.count(CPU_CYCLES, 0x20);
         assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0x1_0000_0010, "{version:?}");
-        assert_eq!(rd(&mut p, PmuReg::Pmovsset), CYCLE, "{version:?}: LC = 0");
+        assert_eq!(rd(&mut p, PmuReg::Pmovsset), CYCLE_BIT, "{version:?}: LC = 0");
 
         // LC = 1: only at the 64-bit wrap.
-        wr(&mut p, PmuReg::Pmovsclr, CYCLE);
+        wr(&mut p, PmuReg::Pmovsclr, CYCLE_BIT);
         wr(&mut p, PmuReg::Pmcr, PMCR_E | PMCR_LC);
         wr(&mut p, PmuReg::Pmccntr, 0xffff_fff0);
         p.count(CPU_CYCLES, 0x20);
@@ -470,14 +401,14 @@ fn cycle_counter_is_64_bit_and_lc_moves_its_overflow_point() {
         wr(&mut p, PmuReg::Pmccntr, u64::MAX - 0xf);
         p.count(CPU_CYCLES, 0x20);
         assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0x10);
-        assert_eq!(rd(&mut p, PmuReg::Pmovsset), CYCLE, "{version:?}: LC = 1, 64-bit wrap");
+        assert_eq!(rd(&mut p, PmuReg::Pmovsset), CYCLE_BIT, "{version:?}: LC = 1, 64-bit wrap");
     }
 }
 
 #[test]
 fn pmcr_d_divides_the_cycle_counter_by_64_only_with_lc_0() {
     let mut p = pmu(PmuVersion::V3p5, 0);
-    wr(&mut p, PmuReg::Pmcntenset, CYCLE);
+    wr(&mut p, PmuReg::Pmcntenset, CYCLE_BIT);
     wr(&mut p, PmuReg::Pmcr, PMCR_E | PMCR_D);
     p.count(CPU_CYCLES, 63);
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0);
@@ -494,7 +425,7 @@ fn pmcr_d_divides_the_cycle_counter_by_64_only_with_lc_0() {
     assert_eq!(rd(&mut p, PmuReg::Pmovsset), 0);
     p.count(CPU_CYCLES, 1);
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0x1_0000_0000);
-    assert_eq!(rd(&mut p, PmuReg::Pmovsset), CYCLE);
+    assert_eq!(rd(&mut p, PmuReg::Pmovsset), CYCLE_BIT);
 
     // D is ignored with LC = 1.
     wr(&mut p, PmuReg::Pmcr, PMCR_E | PMCR_D | PMCR_LC | PMCR_C);
@@ -594,7 +525,7 @@ fn filters_count_at_el1_iff_p_eq_nsk_and_at_el0_iff_u_eq_nsu() {
             let cfg = PmuConfig::builder().counters(1).el3(el3).build().unwrap();
             let mut p = pmu_with(cfg);
             wr(&mut p, PmuReg::Pmccfiltr, filter);
-            wr(&mut p, PmuReg::Pmcntenset, CYCLE);
+            wr(&mut p, PmuReg::Pmcntenset, CYCLE_BIT);
             enable(&mut p, 0, filter | u64::from(INST_RETIRED));
 
             p.set_el(El::El0);
@@ -635,7 +566,7 @@ fn changing_the_filter_mid_count_keeps_what_was_counted() {
 fn set_clr_pairs_share_one_value_and_mask_unimplemented_counters() {
     let pairs = [(PmuReg::Pmcntenset, PmuReg::Pmcntenclr), (PmuReg::Pmintenset, PmuReg::Pmintenclr), (PmuReg::Pmovsset, PmuReg::Pmovsclr)];
     for n in [0u8, 1, 6, 30, 31] {
-        let implemented = ((1u64 << n) - 1) | CYCLE;
+        let implemented = ((1u64 << n) - 1) | CYCLE_BIT;
         for (set, clr) in pairs {
             let mut p = pmu(PmuVersion::V3p5, n);
             let both = |p: &mut SoftPmu| {
@@ -644,11 +575,11 @@ fn set_clr_pairs_share_one_value_and_mask_unimplemented_counters() {
                 a
             };
             assert_eq!(both(&mut p), 0);
-            wr(&mut p, set, 0b101 | CYCLE);
-            assert_eq!(both(&mut p), (0b101 | CYCLE) & implemented, "N={n}: {set} 0b101|C");
+            wr(&mut p, set, 0b101 | CYCLE_BIT);
+            assert_eq!(both(&mut p), (0b101 | CYCLE_BIT) & implemented, "N={n}: {set} 0b101|C");
             wr(&mut p, set, 0b010);
-            assert_eq!(both(&mut p), (0b111 | CYCLE) & implemented);
-            wr(&mut p, clr, 0b001 | CYCLE);
+            assert_eq!(both(&mut p), (0b111 | CYCLE_BIT) & implemented);
+            wr(&mut p, clr, 0b001 | CYCLE_BIT);
             assert_eq!(both(&mut p), 0b110 & implemented, "N={n}: {clr}");
             wr(&mut p, set, 0);
             wr(&mut p, clr, 0);
@@ -684,13 +615,13 @@ fn pmswinc_is_write_only() {
 fn pmswinc_increments_only_enabled_sw_incr_counters_the_filter_allows() {
     let mut p = pmu(PmuVersion::V3p5, 6);
     wr(&mut p, PmuReg::Pmuserenr, 0b0010); // SW: EL0 may write PMSWINC
-    wr(&mut p, typ(0), SW_INCR); // counts at both ELs
+    wr(&mut p, typ(0), u64::from(SW_INCR)); // counts at both ELs
     wr(&mut p, typ(1), u64::from(INST_RETIRED)); // another event
-    wr(&mut p, typ(2), SW_INCR); // will not be enabled
-    wr(&mut p, typ(3), SW_INCR | F_P); // not at EL1
-    wr(&mut p, typ(4), SW_INCR | F_U); // not at EL0
-    wr(&mut p, typ(5), SW_INCR | F_P | F_U); // nowhere
-    wr(&mut p, PmuReg::Pmcntenset, 0b11_1011 | CYCLE);
+    wr(&mut p, typ(2), u64::from(SW_INCR)); // will not be enabled
+    wr(&mut p, typ(3), u64::from(SW_INCR) | F_P); // not at EL1
+    wr(&mut p, typ(4), u64::from(SW_INCR) | F_U); // not at EL0
+    wr(&mut p, typ(5), u64::from(SW_INCR) | F_P | F_U); // nowhere
+    wr(&mut p, PmuReg::Pmcntenset, 0b11_1011 | CYCLE_BIT);
     wr(&mut p, PmuReg::Pmccntr, 77);
 
     // PMCR.E = 0: nothing counts.
@@ -725,7 +656,7 @@ fn pmswinc_wrap_sets_pmovsset() {
     for (version, lp, preset, value, overflow) in cases {
         let mut p = pmu(version, 1);
         wr(&mut p, PmuReg::Pmcr, lp);
-        enable(&mut p, 0, SW_INCR);
+        enable(&mut p, 0, u64::from(SW_INCR));
         wr(&mut p, cnt(0), preset);
         wr(&mut p, PmuReg::Pmswinc, 1);
         assert_eq!(rd(&mut p, cnt(0)), value, "{version:?} LP={lp} preset {preset:#x}");
@@ -742,8 +673,8 @@ fn pmswinc_wrap_sets_pmovsset() {
 fn chain_pair(version: PmuVersion, lp: u64, preset0: u64, preset1: u64, odd_enabled: bool) -> SoftPmu {
     let mut p = pmu(version, 2);
     wr(&mut p, PmuReg::Pmcr, PMCR_E | lp);
-    wr(&mut p, typ(0), SW_INCR);
-    wr(&mut p, typ(1), CHAIN);
+    wr(&mut p, typ(0), u64::from(SW_INCR));
+    wr(&mut p, typ(1), u64::from(CHAIN));
     wr(&mut p, PmuReg::Pmcntenset, if odd_enabled { 0b11 } else { 0b01 });
     wr(&mut p, cnt(0), preset0);
     wr(&mut p, cnt(1), preset1);
@@ -796,10 +727,10 @@ fn no_chain_into_a_disabled_odd_counter() {
 fn counter_30_never_chains_into_the_cycle_counter() {
     let mut p = pmu(PmuVersion::V3p5, 31);
     wr(&mut p, PmuReg::Pmcr, PMCR_E);
-    wr(&mut p, typ(30), SW_INCR);
-    wr(&mut p, typ(29), CHAIN); // odd, but below 30: not its pair
+    wr(&mut p, typ(30), u64::from(SW_INCR));
+    wr(&mut p, typ(29), u64::from(CHAIN)); // odd, but below 30: not its pair
     wr(&mut p, PmuReg::Pmccfiltr, F_P | F_U); // the cycle counter counts nothing itself
-    wr(&mut p, PmuReg::Pmcntenset, (1 << 30) | (1 << 29) | CYCLE);
+    wr(&mut p, PmuReg::Pmcntenset, (1 << 30) | (1 << 29) | CYCLE_BIT);
     wr(&mut p, cnt(30), 0xffff_ffff);
     wr(&mut p, cnt(29), 3);
     wr(&mut p, PmuReg::Pmccntr, 7);
@@ -814,9 +745,9 @@ fn counter_30_never_chains_into_the_cycle_counter() {
 fn an_odd_counter_overflow_does_not_chain_upwards() {
     let mut p = pmu(PmuVersion::V3p5, 4);
     wr(&mut p, PmuReg::Pmcr, PMCR_E);
-    wr(&mut p, typ(1), SW_INCR);
-    wr(&mut p, typ(2), CHAIN);
-    wr(&mut p, typ(3), CHAIN);
+    wr(&mut p, typ(1), u64::from(SW_INCR));
+    wr(&mut p, typ(2), u64::from(CHAIN));
+    wr(&mut p, typ(3), u64::from(CHAIN));
     wr(&mut p, PmuReg::Pmcntenset, 0b1110);
     wr(&mut p, cnt(1), 0xffff_ffff);
     wr(&mut p, PmuReg::Pmswinc, 0b10);
@@ -1048,7 +979,7 @@ fn reset_pmcr_stops_the_counters_and_keeps_their_values() {
     let mut p = pmu(PmuVersion::V3p5, 2);
     wr(&mut p, PmuReg::Pmcr, PMCR_E | PMCR_LP | PMCR_D | PMCR_X);
     enable(&mut p, 0, u64::from(INST_RETIRED));
-    wr(&mut p, PmuReg::Pmcntenset, CYCLE);
+    wr(&mut p, PmuReg::Pmcntenset, CYCLE_BIT);
     wr(&mut p, PmuReg::Pmovsset, 0b10);
     wr(&mut p, PmuReg::Pmintenset, 0b10);
     assert!(p.irq_level());
@@ -1062,7 +993,7 @@ fn reset_pmcr_stops_the_counters_and_keeps_their_values() {
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0);
     assert_eq!(p.events_until_overflow(INST_RETIRED), None);
     // The rest of the register file is untouched.
-    assert_eq!(rd(&mut p, PmuReg::Pmcntenset), 0b1 | CYCLE);
+    assert_eq!(rd(&mut p, PmuReg::Pmcntenset), 0b1 | CYCLE_BIT);
     assert_eq!(rd(&mut p, PmuReg::Pmovsset), 0b10);
     assert_eq!(rd(&mut p, typ(0)), u64::from(INST_RETIRED));
 }

@@ -13,6 +13,7 @@
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256).
 
+mod common;
 #[path = "common/model.rs"]
 mod model;
 
@@ -25,69 +26,25 @@ mod restore_bytes;
 use model::Model;
 use proptest::prelude::*;
 use restore_bytes::{crc32, repair};
-use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
+use vpmu::config::{PmuConfig, PmuVersion};
 use vpmu::reg::{EventCounter, PmuReg};
 use vpmu::snapshot::{one_reg_id, one_reg_reg, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64};
 use vpmu::{El, OneRegError, Op, Outcome, Params, Pmu, PmuState, SnapshotError, SoftBackend};
 
-type SoftPmu = Pmu<SoftBackend>;
+use common::arch::{
+    CHAIN, CPU_CYCLES, CYCLE_BIT, F_NSH, F_NSK, F_P, F_U, INST_RETIRED, PMCR_C, PMCR_D, PMCR_DP, PMCR_E, PMCR_LC, PMCR_LP, PMCR_N_SHIFT,
+    PMCR_P, PMCR_X,
+};
+use common::{cnt, config, ev, pmu, pmu_supporting, pmu_with, rd, typ, wr, DrawnConfig, SoftPmu};
 
-// PMCR bits (Arm ARM, PMCR_EL0).
-const PMCR_E: u64 = 1 << 0;
-const PMCR_P: u64 = 1 << 1;
-const PMCR_C: u64 = 1 << 2;
-const PMCR_D: u64 = 1 << 3;
-const PMCR_X: u64 = 1 << 4;
-const PMCR_DP: u64 = 1 << 5;
-const PMCR_LC: u64 = 1 << 6;
-const PMCR_LP: u64 = 1 << 7;
-const PMCR_N_SHIFT: u32 = 11;
-
-// Filter bits of PMEVTYPER<n>_EL0 / PMCCFILTR_EL0.
-const F_P: u64 = 1 << 31;
-const F_U: u64 = 1 << 30;
-const F_NSK: u64 = 1 << 29;
-const F_NSH: u64 = 1 << 27;
-
-// Common events.
-const INST_RETIRED: u16 = 0x08;
-const CPU_CYCLES: u16 = 0x11;
-const CHAIN: u16 = 0x1e;
-
-const CYCLE_BIT: u64 = 1 << 31;
-
-fn ev(n: u8) -> EventCounter {
-    EventCounter::new(n).unwrap()
-}
-fn cnt(n: u8) -> PmuReg {
-    PmuReg::Pmevcntr(ev(n))
-}
-fn typ(n: u8) -> PmuReg {
-    PmuReg::Pmevtyper(ev(n))
-}
 fn id(reg: PmuReg) -> u64 {
     one_reg_id(reg).unwrap()
-}
-fn cfg(n: u8, version: PmuVersion) -> PmuConfig {
-    PmuConfig::builder().counters(n).version(version).build().unwrap()
-}
-fn pmu(c: PmuConfig) -> SoftPmu {
-    Pmu::new(c, SoftBackend::new()).unwrap()
-}
-fn rd(p: &mut SoftPmu, reg: PmuReg) -> u64 {
-    match p.read(reg, El::El1) {
-        Outcome::Read(v) => v,
-        other => panic!("reading {reg} at EL1 gave {other:?}"),
-    }
-}
-fn wr(p: &mut SoftPmu, reg: PmuReg, v: u64) {
-    assert_eq!(p.write(reg, v, El::El1), Outcome::Written, "writing {v:#x} to {reg}");
 }
 
 /// Counter 0 on INST_RETIRED from `preset0`, counter 1 typed CHAIN, the cycle counter, all
 /// enabled with their interrupts; PMCR.E and D.
 fn busy_pmu(c: PmuConfig, preset0: u64) -> SoftPmu {
-    let mut p = pmu(c);
+    let mut p = pmu_with(c);
     wr(&mut p, typ(0), INST_RETIRED.into());
     wr(&mut p, cnt(0), preset0);
     wr(&mut p, typ(1), CHAIN.into());
@@ -97,10 +54,9 @@ fn busy_pmu(c: PmuConfig, preset0: u64) -> SoftPmu {
     p
 }
 
-/// Every register with state, and the views that derive from it, read at EL1 on a clone (so
-/// nothing is folded into the PMU under test).
-fn guest_view(p: &SoftPmu) -> Vec<(PmuReg, Outcome)> {
-    let mut p = p.clone();
+/// Every register with state, and the views that derive from it, each with what `read` gives.
+/// The interrupt level comes last, as PMSWINC's entry (PMSWINC itself is write-only).
+fn view(mut read: impl FnMut(PmuReg) -> Outcome) -> Vec<(PmuReg, Outcome)> {
     let mut regs = vec![
         PmuReg::Pmcr,
         PmuReg::Pmcntenset,
@@ -117,30 +73,21 @@ fn guest_view(p: &SoftPmu) -> Vec<(PmuReg, Outcome)> {
         PmuReg::Pmxevcntr,
     ];
     regs.extend(EventCounter::all().flat_map(|n| [PmuReg::Pmevcntr(n), PmuReg::Pmevtyper(n)]));
-    let mut out: Vec<(PmuReg, Outcome)> = regs.into_iter().map(|r| (r, p.read(r, El::El1))).collect();
+    regs.into_iter().map(|r| (r, read(r))).collect()
+}
+
+/// The PMU's view, read at EL1 on a clone (so nothing is folded into the PMU under test).
+fn guest_view(p: &SoftPmu) -> Vec<(PmuReg, Outcome)> {
+    let mut p = p.clone();
+    let mut out = view(|r| p.read(r, El::El1));
     out.push((PmuReg::Pmswinc, Outcome::Read(u64::from(p.irq_level()))));
     out
 }
 
+/// The model's view, the same way.
 fn model_view(m: &Model) -> Vec<(PmuReg, Outcome)> {
     let mut m = m.clone();
-    let mut regs = vec![
-        PmuReg::Pmcr,
-        PmuReg::Pmcntenset,
-        PmuReg::Pmintenset,
-        PmuReg::Pmovsset,
-        PmuReg::Pmselr,
-        PmuReg::Pmuserenr,
-        PmuReg::Pmccntr,
-        PmuReg::Pmccfiltr,
-        PmuReg::Pmceid0,
-        PmuReg::Pmceid1,
-        PmuReg::Pmmir,
-        PmuReg::Pmxevtyper,
-        PmuReg::Pmxevcntr,
-    ];
-    regs.extend(EventCounter::all().flat_map(|n| [PmuReg::Pmevcntr(n), PmuReg::Pmevtyper(n)]));
-    let mut out: Vec<(PmuReg, Outcome)> = regs.into_iter().map(|r| (r, m.access(r, Op::Read, false, El::El1))).collect();
+    let mut out = view(|r| m.access(r, Op::Read, false, El::El1));
     out.push((PmuReg::Pmswinc, Outcome::Read(u64::from(m.irq_level()))));
     out
 }
@@ -157,11 +104,7 @@ struct Setup {
 
 impl Setup {
     fn pmu(&self) -> SoftPmu {
-        let backend = match &self.supported {
-            Some(events) => SoftBackend::with_events(events),
-            None => SoftBackend::new(),
-        };
-        Pmu::new(self.cfg, backend).unwrap()
+        pmu_supporting(self.cfg, self.supported.as_deref())
     }
     fn model(&self) -> Model {
         Model::new(&self.cfg, self.supported.as_deref())
@@ -211,21 +154,10 @@ fn setup() -> impl Strategy<Value = Setup> {
         filter,
         supported,
     )
-        .prop_map(|(n, version, (aarch32_el0, el2, el3, undef), (imp, idcode, pmmir), filter, supported)| {
-            let mut b = PmuConfig::builder()
-                .counters(n)
-                .version(version)
-                .aarch32_el0(aarch32_el0)
-                .el2(el2)
-                .el3(el3)
-                .identity(imp, idcode)
-                .pmmir(if version >= PmuVersion::V3p4 { pmmir } else { 0 })
-                .el0_denial(if undef { El0Denial::Undefined } else { El0Denial::TrapToEl1 });
-            for (allow, first, len) in filter.unwrap_or_default() {
-                let action = if allow { FilterAction::Allow } else { FilterAction::Deny };
-                b = b.filter(action, first..=first + len).unwrap();
-            }
-            Setup { cfg: b.build().unwrap(), supported }
+        .prop_map(|(n, version, (aarch32_el0, el2, el3, el0_undefined), (imp, idcode, pmmir), filter, supported)| {
+            let filter = filter.unwrap_or_default();
+            let cfg = DrawnConfig { n, version, aarch32_el0, el2, el3, imp, idcode, pmmir, el0_undefined, filter }.build();
+            Setup { cfg, supported }
         })
 }
 
@@ -521,7 +453,7 @@ proptest! {
 
 #[test]
 fn save_folds_live_counters_and_restore_rearms_them() {
-    let c = cfg(4, PmuVersion::V3p5);
+    let c = config(PmuVersion::V3p5, 4);
     let mut src = busy_pmu(c, 0xffff_ff00);
     src.count(INST_RETIRED, 0x80);
     src.count(CPU_CYCLES, 64 * 10 + 5);
@@ -532,7 +464,7 @@ fn save_folds_live_counters_and_restore_rearms_them() {
     assert_eq!(s.pmcr, PMCR_E | PMCR_D);
     assert_eq!(s.pmcntenset, CYCLE_BIT | 0b11);
 
-    let mut dst = pmu(c);
+    let mut dst = pmu_with(c);
     dst.restore(&s).unwrap();
     // Re-armed: the backend knows where the next overflow is.
     assert_eq!(dst.events_until_overflow(INST_RETIRED), Some(0x80));
@@ -548,8 +480,8 @@ fn save_folds_live_counters_and_restore_rearms_them() {
 
 #[test]
 fn restore_releases_what_the_destination_was_counting() {
-    let c = cfg(4, PmuVersion::V3p5);
-    let idle = pmu(c).save();
+    let c = config(PmuVersion::V3p5, 4);
+    let idle = pmu_with(c).save();
     let mut dst = busy_pmu(c, 0);
     dst.count(INST_RETIRED, 10);
     assert!(dst.events_until_overflow(INST_RETIRED).is_some());
@@ -565,7 +497,7 @@ fn restore_releases_what_the_destination_was_counting() {
 fn restore_keeps_the_configuration_and_the_lifecycle() {
     let c = PmuConfig::builder().counters(3).identity(0x41, 0x22).build().unwrap();
     let s = busy_pmu(c, 7).save();
-    let mut dst = pmu(c);
+    let mut dst = pmu_with(c);
     dst.start();
     dst.restore(&s).unwrap();
     assert!(dst.started());
@@ -623,7 +555,7 @@ fn each_restore_rule_has_its_error_and_changes_nothing() {
 
     // The same bits are fine where the configuration has them.
     let lax = PmuConfig::builder().counters(4).version(PmuVersion::V3p5).el2(true).el3(true).build().unwrap();
-    let mut s = pmu(lax).save();
+    let mut s = pmu_with(lax).save();
     s.pmcr = PMCR_E | PMCR_D | PMCR_X | PMCR_DP | PMCR_LP; // LC clear: AArch32 EL0 exists
     s.evcntr[2] = u64::MAX; // 64-bit from v3p5
     s.evtyper[1] = F_NSH | F_NSK | F_P | F_U | 0xffff;
@@ -632,18 +564,18 @@ fn each_restore_rule_has_its_error_and_changes_nothing() {
     s.pmuserenr = 0xf;
     s.pmovsset = CYCLE_BIT | 0xf;
     s.prescale = 63;
-    let mut p = pmu(lax);
+    let mut p = pmu_with(lax);
     assert_eq!(p.restore(&s), Ok(()));
     assert_eq!(p.save(), s);
     // v3 event numbers are 10 bits.
-    let mut p3 = pmu(cfg(2, PmuVersion::V3));
+    let mut p3 = pmu(PmuVersion::V3, 2);
     let mut s3 = p3.save();
     s3.evtyper[0] = 0x400;
     assert_eq!(p3.restore(&s3), Err(ReservedBits { reg: typ(0), bits: 0x400 }));
     s3.evtyper[0] = 0x3ff;
     assert_eq!(p3.restore(&s3), Ok(()));
     // With 31 counters, every bitmap bit is a counter.
-    let mut p31 = pmu(cfg(31, PmuVersion::V3p5));
+    let mut p31 = pmu(PmuVersion::V3p5, 31);
     let mut s31 = p31.save();
     s31.pmcntenset = u64::from(u32::MAX);
     assert_eq!(p31.restore(&s31), Ok(()));
@@ -853,7 +785,7 @@ fn one_reg_ids_are_kvm_sysreg_ids_in_ascending_order() {
         (typ(2), sys(3, 3, 14, 12, 2)),
         (PmuReg::Pmccfiltr, sys(3, 3, 14, 15, 7)),
     ];
-    let p = pmu(cfg(3, PmuVersion::V3p5));
+    let p = pmu(PmuVersion::V3p5, 3);
     let regs: Vec<PmuReg> = p.one_reg_regs().collect();
     let ids: Vec<u64> = p.one_reg_ids().collect();
     assert_eq!(regs, want.iter().map(|w| w.0).collect::<Vec<_>>());
@@ -866,7 +798,7 @@ fn one_reg_ids_are_kvm_sysreg_ids_in_ascending_order() {
     assert_eq!(one_reg_id(typ(30)), Some(sys(3, 3, 14, 15, 6)));
     assert_eq!(one_reg_id(PmuReg::Pmceid2), None, "AArch32 only");
     for n in [0, 1, 6, 31] {
-        let ids: Vec<u64> = pmu(cfg(n, PmuVersion::V3p5)).one_reg_ids().collect();
+        let ids: Vec<u64> = pmu(PmuVersion::V3p5, n).one_reg_ids().collect();
         assert_eq!(ids.len(), 11 + 2 * usize::from(n));
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "N = {n}: not ascending");
     }
@@ -874,7 +806,7 @@ fn one_reg_ids_are_kvm_sysreg_ids_in_ascending_order() {
 
 #[test]
 fn one_reg_errors() {
-    let mut p = busy_pmu(cfg(4, PmuVersion::V3p5), 5);
+    let mut p = busy_pmu(config(PmuVersion::V3p5, 4), 5);
     let before = p.save();
     let pmcr = id(PmuReg::Pmcr);
     for bad in [
@@ -904,7 +836,7 @@ fn one_reg_errors() {
 
 #[test]
 fn one_reg_set_clr_pairs_are_assigned_raw_masked_to_the_counters() {
-    let mut p = pmu(cfg(4, PmuVersion::V3p5));
+    let mut p = pmu(PmuVersion::V3p5, 4);
     for (set, clr) in
         [(PmuReg::Pmcntenset, PmuReg::Pmcntenclr), (PmuReg::Pmintenset, PmuReg::Pmintenclr), (PmuReg::Pmovsset, PmuReg::Pmovsclr)]
     {
@@ -940,7 +872,7 @@ fn one_reg_set_clr_pairs_are_assigned_raw_masked_to_the_counters() {
 
 #[test]
 fn one_reg_counters_are_set_raw_without_overflow_side_effects() {
-    let mut p = busy_pmu(cfg(4, PmuVersion::V3p1), 0);
+    let mut p = busy_pmu(config(PmuVersion::V3p1, 4), 0);
     // A 32-bit counter (before v3p5) keeps the low 32 bits; nothing overflows, nothing chains.
     p.set_one_reg(id(cnt(0)), 0x1_ffff_ffff).unwrap();
     assert_eq!(p.get_one_reg(id(cnt(0))), Ok(0xffff_ffff));
@@ -958,14 +890,14 @@ fn one_reg_counters_are_set_raw_without_overflow_side_effects() {
     p.count(INST_RETIRED, 9);
     assert_eq!(p.get_one_reg(id(cnt(0))), Ok(9));
     // 64-bit event counters from v3p5.
-    let mut p5 = pmu(cfg(1, PmuVersion::V3p5));
+    let mut p5 = pmu(PmuVersion::V3p5, 1);
     p5.set_one_reg(id(cnt(0)), 0x1_ffff_ffff).unwrap();
     assert_eq!(p5.get_one_reg(id(cnt(0))), Ok(0x1_ffff_ffff));
 }
 
 #[test]
 fn one_reg_types_pmselr_pmuserenr_are_masked_as_a_guest_write() {
-    let mut p = pmu(cfg(2, PmuVersion::V3));
+    let mut p = pmu(PmuVersion::V3, 2);
     p.set_one_reg(id(typ(0)), u64::MAX).unwrap();
     assert_eq!(p.get_one_reg(id(typ(0))), Ok(F_P | F_U | 0x3ff), "no EL2, no EL3, 10-bit events");
     p.set_one_reg(id(PmuReg::Pmccfiltr), u64::MAX).unwrap();
@@ -1001,7 +933,7 @@ fn one_reg_pmcr_stores_the_storable_bits_and_performs_no_action() {
     p.count(INST_RETIRED, 10);
     assert_eq!(rd(&mut p, cnt(0)), 87);
     // LC is RES1 without AArch32 EL0.
-    let mut q = pmu(PmuConfig::builder().counters(1).aarch32_el0(false).build().unwrap());
+    let mut q = pmu_with(PmuConfig::builder().counters(1).aarch32_el0(false).build().unwrap());
     q.set_one_reg(id(PmuReg::Pmcr), 1 << PMCR_N_SHIFT).unwrap();
     assert_eq!(q.get_one_reg(id(PmuReg::Pmcr)), Ok(PMCR_LC | 1 << PMCR_N_SHIFT));
 }
@@ -1011,7 +943,7 @@ fn one_reg_pmcr_stores_the_storable_bits_and_performs_no_action() {
 /// ignored and the write succeeds.
 #[test]
 fn one_reg_pmcr_n_is_adopted_before_the_first_run_and_ignored_after() {
-    let mut p = busy_pmu(cfg(6, PmuVersion::V3p5), 5);
+    let mut p = busy_pmu(config(PmuVersion::V3p5, 6), 5);
     wr(&mut p, typ(5), INST_RETIRED.into());
     wr(&mut p, cnt(5), 1234);
     wr(&mut p, PmuReg::Pmcntenset, 0x3f);
@@ -1032,7 +964,7 @@ fn one_reg_pmcr_n_is_adopted_before_the_first_run_and_ignored_after() {
     assert_eq!(rd(&mut p, cnt(5)), 0);
     assert_eq!(rd(&mut p, typ(5)), 0);
     let s = p.save();
-    assert_eq!(pmu(cfg(6, PmuVersion::V3p5)).restore(&s), Ok(()), "a consistent state");
+    assert_eq!(pmu(PmuVersion::V3p5, 6).restore(&s), Ok(()), "a consistent state");
     // Beyond what the backend can back: ignored, and the write still succeeds.
     #[derive(Debug)]
     struct Four(SoftBackend);
@@ -1054,7 +986,7 @@ fn one_reg_pmcr_n_is_adopted_before_the_first_run_and_ignored_after() {
             self.0.release(c)
         }
     }
-    let mut small = Pmu::new(cfg(2, PmuVersion::V3p5), Four(SoftBackend::new())).unwrap();
+    let mut small = Pmu::new(config(PmuVersion::V3p5, 2), Four(SoftBackend::new())).unwrap();
     assert_eq!(small.set_one_reg(id(PmuReg::Pmcr), 5 << PMCR_N_SHIFT | PMCR_E), Ok(()));
     assert_eq!(small.config().counters(), 2);
     assert_eq!(small.get_one_reg(id(PmuReg::Pmcr)), Ok(2 << PMCR_N_SHIFT | PMCR_E), "E is still stored");
@@ -1075,14 +1007,14 @@ fn one_reg_pmcr_n_is_adopted_before_the_first_run_and_ignored_after() {
 #[cfg(feature = "serde")]
 #[test]
 fn serde_round_trip() {
-    let mut p = busy_pmu(cfg(3, PmuVersion::V3p5), 0xffff_fff0);
+    let mut p = busy_pmu(config(PmuVersion::V3p5, 3), 0xffff_fff0);
     p.count(INST_RETIRED, 100);
     p.count(CPU_CYCLES, 1000);
     let s = p.save();
     let json = serde_json::to_string(&s).unwrap();
     let back: PmuState = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s);
-    let mut q = pmu(cfg(3, PmuVersion::V3p5));
+    let mut q = pmu(PmuVersion::V3p5, 3);
     q.restore(&back).unwrap();
     assert_eq!(q.save(), s);
     let c = *p.config();
@@ -1109,14 +1041,14 @@ fn write_restore_bytes_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/restore_bytes");
     std::fs::create_dir_all(&dir).unwrap();
     let configs = [
-        cfg(6, PmuVersion::V3p5),
-        cfg(2, PmuVersion::V3),
-        cfg(31, PmuVersion::V3p5),
+        config(PmuVersion::V3p5, 6),
+        config(PmuVersion::V3, 2),
+        config(PmuVersion::V3p5, 31),
         PmuConfig::builder().counters(4).version(PmuVersion::V3p4).aarch32_el0(false).el2(true).el3(true).build().unwrap(),
-        cfg(0, PmuVersion::V3p1),
+        config(PmuVersion::V3p1, 0),
     ];
     for c in configs {
-        let mut p = pmu(c);
+        let mut p = pmu_with(c);
         if c.counters() >= 2 {
             p = busy_pmu(c, 0xffff_ff00);
         }

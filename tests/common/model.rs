@@ -6,9 +6,10 @@
 //! every counter and adds to each one that counts it right now, with the carry computed in
 //! `u128`. Nothing is lazy, nothing is cached.
 //!
-//! Shared by `tests/model_vs_pmu.rs`, the `access_sequence` fuzz target (and its stable replay)
-//! and the benches, through `#[path = "..."] mod model;`: it uses only `std` and vpmu's public
-//! API (no proptest, no arbitrary).
+//! Shared by `tests/model_vs_pmu.rs`, `tests/snapshot.rs`, the `access_sequence` fuzz target
+//! (and its stable replay) and the benches, through `#[path = "..."] mod model;`: it uses only
+//! `std`, vpmu's public API and `arch.rs` beside it, which it pastes in itself (no proptest, no
+//! arbitrary).
 //!
 //! Choices where the Arm ARM leaves the implementation free, made the way vpmu documents them:
 //! UNKNOWN reset values are 0; `PMXEVCNTR` with `SEL` = 31 and `PMXEV*` with `SEL` in N..=30 are
@@ -30,37 +31,20 @@ use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
 use vpmu::reg::PmuReg;
 use vpmu::{El, Op, Outcome};
 
+/// The architecture's numbers, from `arch.rs` beside this file, pasted in so that this file
+/// stands alone wherever it is included (see `arch.rs`).
+mod arch {
+    include!("arch.rs");
+}
+
+// The model's own short names for them.
+use arch::{
+    CHAIN, CPU_CYCLES, F_M, F_NSH, F_NSK, F_NSU, F_P, F_U, PMCR_C as C, PMCR_D as D, PMCR_DP as DP, PMCR_E as E, PMCR_LC as LC,
+    PMCR_LP as LP, PMCR_P as P, PMCR_X as X, PMUSERENR_CR as CR, PMUSERENR_EN as EN, PMUSERENR_ER as ER, PMUSERENR_SW as SW, SW_INCR,
+};
+
 const LOW: u64 = 0xffff_ffff;
 const CYCLE: usize = 31;
-
-// PMCR bits.
-const E: u64 = 1 << 0;
-const P: u64 = 1 << 1;
-const C: u64 = 1 << 2;
-const D: u64 = 1 << 3;
-const X: u64 = 1 << 4;
-const DP: u64 = 1 << 5;
-const LC: u64 = 1 << 6;
-const LP: u64 = 1 << 7;
-
-// PMUSERENR bits.
-const EN: u64 = 1 << 0;
-const SW: u64 = 1 << 1;
-const CR: u64 = 1 << 2;
-const ER: u64 = 1 << 3;
-
-// PMEVTYPER / PMCCFILTR filter bits.
-const F_P: u64 = 1 << 31;
-const F_U: u64 = 1 << 30;
-const F_NSK: u64 = 1 << 29;
-const F_NSU: u64 = 1 << 28;
-const F_NSH: u64 = 1 << 27;
-const F_M: u64 = 1 << 26;
-
-// Common events.
-const SW_INCR: u16 = 0x00;
-const CPU_CYCLES: u16 = 0x11;
-const CHAIN: u16 = 0x1e;
 
 /// The guest-visible PMU, eagerly.
 #[derive(Clone, Debug, PartialEq, Eq)]
