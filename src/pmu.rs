@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::backend::{CountRequest, CounterBackend, CounterId};
 use crate::config::{ConfigError, El0Denial, PmuConfig, PmuVersion, EVENTS_STALL_SLOT, EVENT_CHAIN, EVENT_CPU_CYCLES, EVENT_SW_INCR};
-use crate::decode::{decode_esr_then, decode_insn, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
+use crate::decode::{decode_esr, decode_insn, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
 use crate::field::{EvtypeFilter, Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
 use crate::reg::{EventCounter, PmuReg, CYCLE_COUNTER_BIT};
@@ -376,7 +376,10 @@ impl<B: CounterBackend> Pmu<B> {
     /// [`DecodeError`] if the syndrome is not a system register access (see
     /// [`decode_esr`]). Nothing changes then.
     pub fn handle_esr(&mut self, esr: u64, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
-        decode_esr_then(esr, |a| self.handle_access(a, el, regs), Outcome::NotPmu)
+        Ok(match decode_esr(esr)? {
+            Decoded::Pmu(a) => self.handle_access(a, el, regs),
+            Decoded::NotPmu(o) => Outcome::NotPmu(o),
+        })
     }
 
     /// Decodes an A64 `MRS`/`MSR` instruction word and emulates it (for emulators).
