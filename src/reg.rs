@@ -235,15 +235,33 @@ const EVTYPER_CRM_BASE: u8 = 0b1100;
 /// `PMCCFILTR` sits where `PMEVTYPER31` would be.
 const PMCCFILTR_SLOT: u8 = 31;
 
-/// Inverse of [`ROWS`] by `(CRm - 12) * 8 + op2`, built at compile time from the same table.
+/// Inverse of [`ROWS`] for AArch64: the register at op0 = 3, CRn = 9, by
+/// `(op1 == 3) << 5 | (CRm - 12) << 3 | op2` (the PMU's op1 is 0 or 3), built at compile time
+/// from the same table. One load on the trap path.
 // Evaluated by the compiler: an index out of bounds here is a build error, not a panic.
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-const BY_CRM_OP2: [Option<u8>; 24] = {
-    let mut t = [None; 24];
+const A64_CRN9: [Option<PmuReg>; 64] = {
+    let mut t = [None; 64];
     let mut i = 0;
     while i < ROWS.len() {
         let r = &ROWS[i];
-        t[((r.crm - 12) * 8 + r.op2) as usize] = Some(i as u8);
+        if let Some(op1) = r.op1 {
+            t[(((op1 == 3) as usize) << 5) | (((r.crm - 12) as usize) << 3) | r.op2 as usize] = Some(r.reg);
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Inverse of [`ROWS`] for AArch32: the register at opc1 = 0, CRn = 9, by
+/// `(CRm - 12) << 3 | opc2`.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const CP15_CRN9: [Option<PmuReg>; 32] = {
+    let mut t = [None; 32];
+    let mut i = 0;
+    while i < ROWS.len() {
+        let r = &ROWS[i];
+        t[(((r.crm - 12) as usize) << 3) | r.op2 as usize] = Some(r.reg);
         i += 1;
     }
     t
@@ -263,11 +281,10 @@ const _: () = {
     }
 };
 
+/// `(CRm - 12) << 3 | op2`, the index of a CRn = 9 register in the tables above.
 #[inline]
-fn row_at(crm: u8, op2: u8) -> Option<&'static Row> {
-    let k = (usize::from(crm.checked_sub(12)?) << 3) | usize::from(op2 & 7);
-    let i = (*BY_CRM_OP2.get(k)?)?;
-    ROWS.get(usize::from(i))
+fn crn9_index(crm: u8, op2: u8) -> Option<usize> {
+    Some((usize::from(crm.checked_sub(12)?) << 3) | usize::from(op2 & 7))
 }
 
 impl PmuReg {
@@ -372,7 +389,10 @@ impl PmuReg {
             return None;
         }
         match id.crn {
-            9 => row_at(id.crm, id.op2).filter(|r| r.op1 == Some(id.op1)).map(|r| r.reg),
+            9 if id.op1 == 0 || id.op1 == 3 => {
+                let k = (usize::from(id.op1 == 3) << 5) | crn9_index(id.crm, id.op2)?;
+                A64_CRN9.get(k).copied().flatten()
+            }
             14 if id.op1 == 3 => Self::from_crn14(id.crm, id.op2),
             _ => None,
         }
@@ -387,7 +407,7 @@ impl PmuReg {
             return None;
         }
         match id.crn {
-            9 => row_at(id.crm, id.opc2).map(|r| r.reg),
+            9 => CP15_CRN9.get(crn9_index(id.crm, id.opc2)?).copied().flatten(),
             14 => Self::from_crn14(id.crm, id.opc2),
             _ => None,
         }
