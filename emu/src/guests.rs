@@ -17,3 +17,24 @@ guest!(
     PMCCNTR_DELTA,
     "pmccntr_delta"
 );
+guest!(
+    /// The overflow interrupt at the exact instruction, five ways (in a block, on the
+    /// enabling instruction, at a taken branch, inside a loop, held while masked).
+    OVERFLOW_IRQ,
+    "overflow_irq"
+);
+guest!(
+    /// `SW_INCR`, and a `CHAIN`ed pair across an overflow.
+    SW_INCR_CHAIN,
+    "sw_incr_chain"
+);
+guest!(
+    /// EL0 accesses under every `PMUSERENR_EL0` setting: allowed reads and EC 0x18 traps.
+    EL0_ACCESS,
+    "el0_access"
+);
+guest!(
+    /// `PMEVCNTR<n>`/`PMEVTYPER<n>` accesses, UNDEFINED for n >= N.
+    UNDEF,
+    "undef"
+);
