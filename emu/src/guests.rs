@@ -38,3 +38,8 @@ guest!(
     UNDEF,
     "undef"
 );
+guest!(
+    /// Exception level filters across `ERET` and `SVC`.
+    EL_FILTER,
+    "el_filter"
+);

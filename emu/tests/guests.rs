@@ -127,3 +127,12 @@ fn event_counters_beyond_n_are_undefined() {
     assert_eq!(r[3 * 4 + 2], 0x11, "PMEVTYPER2 reads back");
     assert_eq!(r[5 * 4 + 2], 0x1234, "PMEVCNTR5 reads back");
 }
+
+#[test]
+fn el_filters_split_counts_exactly_across_eret_and_svc() {
+    let (r, _) = run(guests::EL_FILTER, 6);
+    assert_eq!(r[0], 12, "instructions at EL0");
+    assert_eq!(r[1], 3, "instructions at EL1");
+    assert_eq!(r[2], 5, "branches at EL0");
+    assert_eq!(r[3], 15, "cycles at both");
+}
