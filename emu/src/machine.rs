@@ -134,32 +134,37 @@ pub struct Stats {
     pub runs: u64,
 }
 
-/// The vCPU's state that the hooks share (unicorn's user data).
+/// The vCPU's state that the hooks share (unicorn's user data). `repr(C)`: the fields the
+/// block hook touches come first, on one cache line.
+#[repr(C)]
 struct State {
-    pmu: GuestPmu,
-    /// Whether the PMU hooks are installed at all (the speed table's baseline runs without).
-    el: El,
     /// Instructions retired before the current block.
     base: u64,
     blk_start: u64,
     /// Instructions in the current block; 0 once a cut has accounted for it.
     blk_len: u64,
-    blk_tail: Tail,
     branches: u64,
-    /// Instructions and branches already reported to vpmu.
-    reported: u64,
-    br_reported: u64,
     /// Absolute instruction and branch counts at which a counter overflows.
     deadline: u64,
     br_deadline: u64,
-    /// Run again up to this address: the overflow falls inside the block that starts here.
-    exit_at: Option<u64>,
+    /// The last block looked up: (address, size, tail).
+    memo: (u64, u32, Tail),
+    blk_tail: Tail,
+    /// The previous block ended with an ERET: read the new exception level.
+    eret_done: bool,
     /// The interrupt line is high but PSTATE.I masks it: poll PSTATE at each block.
     irq_wait: bool,
+    el: El,
+    /// Instructions and branches already reported to vpmu.
+    reported: u64,
+    br_reported: u64,
+    /// Run again up to this address: the overflow falls inside the block that starts here.
+    exit_at: Option<u64>,
     done: bool,
     fault: Option<Error>,
     tails: Vec<(u64, u32, Tail)>,
     stats: Stats,
+    pmu: GuestPmu,
 }
 
 impl State {
@@ -271,6 +276,8 @@ impl Machine {
             br_deadline: u64::MAX,
             exit_at: None,
             irq_wait: false,
+            eret_done: false,
+            memo: (u64::MAX, 0, Tail::Other),
             done: false,
             fault: None,
             tails: vec![(u64::MAX, 0, Tail::Other); TAILS],
@@ -364,7 +371,8 @@ impl Machine {
             if s.done {
                 let now = s.base;
                 s.flush(now);
-                return Ok(s.stats);
+                let stats = Stats { instructions: s.base, branches: s.branches, ..s.stats };
+                return Ok(stats);
             }
         }
     }
@@ -414,16 +422,30 @@ fn settle(uc: &mut Uc<'_>, pc: u64) -> Result<(), Error> {
     Ok(())
 }
 
+#[inline(always)]
 fn block_hook(uc: &mut Uc<'_>, addr: u64, size: u32) {
+    // The hot path: branch-light, on one cache line of `State`.
     let s = uc.get_data_mut();
-    // The previous block ran to its end.
+    // The previous block ran to its end (a cut has zeroed these if it did not).
     s.base += s.blk_len;
-    let prev_tail = if s.blk_len != 0 { s.blk_tail } else { Tail::Other };
-    if prev_tail != Tail::Other {
-        s.branches += 1;
+    s.branches += u64::from(s.blk_tail != Tail::Other) & u64::from(s.blk_len != 0);
+    s.eret_done |= s.blk_tail == Tail::Eret && s.blk_len != 0;
+    let tail = if addr == s.memo.0 && size == s.memo.1 { s.memo.2 } else { tail_of(uc, addr, size) };
+    let s = uc.get_data_mut();
+    s.blk_start = addr;
+    s.blk_len = u64::from(size / 4);
+    s.blk_tail = tail;
+    if (s.eret_done | s.irq_wait) || s.base + s.blk_len > s.deadline || s.branches >= s.br_deadline {
+        block_hook_slow(uc, addr);
     }
+}
+
+/// The tail of the block at `addr`, from the direct-mapped cache or guest memory.
+#[cold]
+#[inline(never)]
+fn tail_of(uc: &mut Uc<'_>, addr: u64, size: u32) -> Tail {
     let slot = (addr >> 2) as usize % TAILS;
-    let tail = match s.tails[slot] {
+    let tail = match uc.get_data().tails[slot] {
         (a, sz, t) if a == addr && sz == size => t,
         _ => {
             let mut w = [0u8; 4];
@@ -436,12 +458,18 @@ fn block_hook(uc: &mut Uc<'_>, addr: u64, size: u32) {
             t
         }
     };
+    uc.get_data_mut().memo = (addr, size, tail);
+    tail
+}
+
+/// An exception level change, a masked interrupt, or an overflow ahead.
+#[cold]
+#[inline(never)]
+fn block_hook_slow(uc: &mut Uc<'_>, addr: u64) {
     let s = uc.get_data_mut();
-    s.blk_start = addr;
-    s.blk_len = u64::from(size / 4);
-    s.blk_tail = tail;
     let irq_wait = s.irq_wait;
-    if prev_tail == Tail::Eret || irq_wait {
+    if s.eret_done || irq_wait {
+        s.eret_done = false;
         let Ok(pstate) = uc.reg_read(RegisterARM64::PSTATE) else { return };
         uc.get_data_mut().set_el(el_of(pstate));
         if irq_wait && pstate & PSTATE_I == 0 {
