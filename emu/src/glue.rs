@@ -5,7 +5,7 @@
 use vpmu::config::{ConfigError, PmuConfig};
 use vpmu::decode::{decode_insn, Decoded, Direction, Xfer};
 use vpmu::reg::PmuReg;
-use vpmu::{El, GuestRegs, Outcome, Pmu, SoftBackend};
+use vpmu::{El, GuestRegs, Outcome, Pmu, SoftBackend, SysregAccess};
 
 /// `INST_RETIRED`: counted exactly (block hook plus the offset inside the block).
 pub const INST_RETIRED: u16 = 0x08;
@@ -32,6 +32,29 @@ pub(crate) enum Access {
     Trap,
     /// Not a PMU register.
     NotPmu,
+}
+
+/// A decoded access to a PMU register.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PmuAccess(SysregAccess);
+
+impl PmuAccess {
+    /// Whether unicorn's Cortex-A72 model (QEMU 5.0) defines the register itself. Only for
+    /// those may the `MRS`/`MSR` hook skip the access and let the translation block go on;
+    /// an access to a register QEMU does not know is translated as UNDEFINED and must be
+    /// emulated from the exception instead.
+    pub(crate) fn qemu_defines(&self) -> bool {
+        match self.0.reg {
+            PmuReg::Pmevcntr(n) | PmuReg::Pmevtyper(n) => n.get() < 4,
+            PmuReg::Pmmir | PmuReg::Pmceid2 | PmuReg::Pmceid3 => false,
+            _ => true,
+        }
+    }
+
+    /// Whether it is a write (`MSR`).
+    pub(crate) fn is_write(&self) -> bool {
+        self.0.dir == Direction::Write
+    }
 }
 
 /// The one register an `MRS`/`MSR` moves: its value goes in, a read's result comes out.
@@ -73,24 +96,17 @@ impl GuestPmu {
         &self.pmu
     }
 
-    /// Whether the register `insn` moves is one that unicorn's Cortex-A72 model (QEMU 5.0)
-    /// defines itself. Only for those may the `MRS`/`MSR` hook skip the access and let the
-    /// translation block go on; an access to a register QEMU does not know is translated as
-    /// UNDEFINED and must be emulated from the exception instead.
-    pub(crate) fn qemu_defines(insn: u32) -> bool {
+    /// Decodes an `MRS`/`MSR` word; `None` if it is not a PMU register.
+    pub(crate) fn decode(insn: u32) -> Option<PmuAccess> {
         match decode_insn(insn) {
-            Ok(Decoded::Pmu(a)) => match a.reg {
-                PmuReg::Pmevcntr(n) | PmuReg::Pmevtyper(n) => n.get() < 4,
-                PmuReg::Pmmir | PmuReg::Pmceid2 | PmuReg::Pmceid3 => false,
-                _ => true,
-            },
-            _ => false,
+            Ok(Decoded::Pmu(a)) => Some(PmuAccess(a)),
+            _ => None,
         }
     }
 
-    /// Emulates the `MRS`/`MSR` `insn` at `el`; `xt` is the value of its `Xt`.
-    pub(crate) fn access(&mut self, insn: u32, el: El, xt: u64) -> Access {
-        let Ok(Decoded::Pmu(a)) = decode_insn(insn) else { return Access::NotPmu };
+    /// Emulates `access` at `el`; `xt` is the value of its `Xt`.
+    pub(crate) fn access(&mut self, access: PmuAccess, el: El, xt: u64) -> Access {
+        let a = access.0;
         let mut rt = Rt { value: xt, written: None };
         match self.pmu.handle(&a, el, &mut rt) {
             Outcome::Read(v) => {

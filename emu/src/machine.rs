@@ -173,14 +173,15 @@ impl State {
         self.base + pc.wrapping_sub(self.blk_start) / 4
     }
 
-    /// Reports everything up to `retired` instructions to vpmu and recomputes the deadlines.
+    /// Reports everything up to `retired` instructions to vpmu. The deadlines stay valid
+    /// (they are absolute) unless this reaches one: callers that may do so, or that change
+    /// the PMU's state, call [`State::rearm`].
     fn flush(&mut self, retired: u64) {
         let n = retired - self.reported;
         let b = self.branches - self.br_reported;
         self.pmu.count(n, b);
         self.reported = retired;
         self.br_reported = self.branches;
-        self.rearm();
     }
 
     fn rearm(&mut self) {
@@ -346,6 +347,7 @@ impl Machine {
                 let s = self.uc.get_data_mut();
                 let now = s.base;
                 s.flush(now);
+                s.rearm();
             }
             self.maybe_take_irq()?;
             let until = self.uc.get_data_mut().exit_at.take();
@@ -504,16 +506,19 @@ fn sys_hook(uc: &mut Uc<'_>, reg: RegisterARM64, c: &RegisterARM64CP, read: bool
         | (c.crm << 8)
         | (c.op2 << 5)
         | rt_of(reg);
-    if !GuestPmu::qemu_defines(insn) {
+    let Some(access) = GuestPmu::decode(insn) else { return false };
+    if !access.qemu_defines() {
         // QEMU translated it as UNDEFINED: the interrupt hook emulates it.
         return false;
     }
     let Ok(pc) = uc.pc_read() else { return false };
     let s = uc.get_data_mut();
+    // No deadline falls before this instruction (the block hook saw to it): counting up
+    // to here overflows nothing.
     let now = s.retired_at(pc);
     s.flush(now);
     let el = s.el;
-    match s.pmu.access(insn, el, c.val) {
+    match s.pmu.access(access, el, c.val) {
         Access::Read { rt, value } => {
             s.stats.fast_accesses += 1;
             if rt < 31 {
@@ -525,7 +530,9 @@ fn sys_hook(uc: &mut Uc<'_>, reg: RegisterARM64, c: &RegisterARM64CP, read: bool
         // the exception with the PC on this instruction.
         Access::Undefined | Access::Trap | Access::NotPmu => return false,
     }
-    after_access(uc);
+    if access.is_write() {
+        after_access(uc);
+    }
     true
 }
 
@@ -567,8 +574,12 @@ fn exception(uc: &mut Uc<'_>, intno: u32) -> Result<(), Error> {
             let s = uc.get_data_mut();
             let now = s.retired_at(pc);
             s.flush(now);
+            s.rearm();
             let el = s.el;
-            let access = s.pmu.access(insn, el, xt);
+            let access = match GuestPmu::decode(insn) {
+                Some(a) => s.pmu.access(a, el, xt),
+                None => Access::NotPmu,
+            };
             match access {
                 Access::Read { .. } | Access::Written => {
                     s.stats.slow_accesses += 1;
@@ -643,6 +654,7 @@ fn enter_el1(uc: &mut Uc<'_>, offset: u64, esr: Option<u64>, elr: u64) -> Result
         let s = uc.get_data_mut();
         let now = s.base;
         s.flush(now);
+        s.rearm();
         s.stats.exceptions += 1;
     }
     if on_sp_el0 {
