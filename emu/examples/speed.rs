@@ -109,7 +109,11 @@ fn main() {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.lines().next().map(str::to_string));
-    println!("host: {} ({} CPUs online); unicorn-engine 2.1.5 (QEMU 5.0.1 TCG, Cortex-A72 model)", cpu_model(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "host: {} ({} CPUs online); unicorn-engine 2.1.5 (QEMU 5.0.1 TCG, Cortex-A72 model)",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("qemu: {}", qemu_version.as_deref().unwrap_or("not installed (QEMU rows skipped)"));
     println!();
 
@@ -142,9 +146,8 @@ fn main() {
 
     // --- The cost of one trapped PMU access ---------------------------------------------
     let m = iters(2e6);
-    let acc = |access: bool, psci: bool, n: u64| {
-        bench_image(&BenchParams { iters_counting: 0, iters_access: n, psci, counters: true, access })
-    };
+    let acc =
+        |access: bool, psci: bool, n: u64| bench_image(&BenchParams { iters_counting: 0, iters_access: n, psci, counters: true, access });
     println!("One trapped access: a loop of MRS X3, PMCCNTR_EL0; SUBS; B.NE against the same loop with a NOP");
     println!();
     println!("| platform                                  | iterations | ns/iter (NOP) | ns/iter (MRS) | ns per access | slowdown |");
