@@ -16,7 +16,7 @@ params:
 iters_a:        .quad   1000000         // counting loop iterations (10 instructions each)
 iters_b:        .quad   1000000         // access loop iterations (3 instructions each)
 use_psci:       .quad   0               // 1: end with PSCI SYSTEM_OFF (QEMU), 0: BRK
-counters:       .quad   1               // 1: enable PMCCNTR and two event counters
+counters:       .quad   1               // bit 0: PMCCNTR, INST_RETIRED, CPU_CYCLES; bit 1: + BR_RETIRED
 
 start:
         adr     x20, params
@@ -29,7 +29,13 @@ start:
         mov     x1, #3
         orr     x1, x1, #0x80000000
         msr     pmcntenset_el0, x1
-        mov     x1, #1
+        ldr     x1, [x20, #24]
+        tbz     x1, #1, 0f
+        mov     x1, #0x21               // BR_RETIRED
+        msr     pmevtyper2_el0, x1
+        mov     x1, #4
+        msr     pmcntenset_el0, x1
+0:      mov     x1, #1
         msr     pmcr_el0, x1
 1:
         ldr     x2, [x20]

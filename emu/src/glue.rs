@@ -4,7 +4,7 @@
 
 use vpmu::config::{ConfigError, PmuConfig};
 use vpmu::decode::{decode_insn, Decoded, Direction, Xfer};
-use vpmu::reg::PmuReg;
+use vpmu::reg::{EventCounter, PmuReg};
 use vpmu::{El, GuestRegs, Outcome, Pmu, SoftBackend, SysregAccess};
 
 /// `INST_RETIRED`: counted exactly (block hook plus the offset inside the block).
@@ -121,6 +121,19 @@ impl GuestPmu {
             Outcome::TrapToEl1 => Access::Trap,
             Outcome::NotPmu(_) => Access::NotPmu,
         }
+    }
+
+    /// Whether counting needs the exception level at every instruction and the branches: a
+    /// counter counts `BR_RETIRED`, or counts at EL0 and EL1 differently (`PMEVTYPER<n>` or
+    /// `PMCCFILTR` P/U against NSK/NSU). Otherwise the emulator may skip both (cheaper).
+    pub(crate) fn needs_el_and_branches(&mut self) -> bool {
+        let differs = |v: u64| ((v >> 31) & 1 == (v >> 29) & 1) != ((v >> 30) & 1 == (v >> 28) & 1);
+        let n = (self.pmu.read(PmuReg::Pmcr, El::El1).value().unwrap_or(0) >> 11) & 31;
+        let evtypers = (0..n as u8).filter_map(EventCounter::new).any(|c| {
+            let v = self.pmu.read(PmuReg::Pmevtyper(c), El::El1).value().unwrap_or(0);
+            v & 0xffff == u64::from(BR_RETIRED) || differs(v)
+        });
+        evtypers || differs(self.pmu.read(PmuReg::Pmccfiltr, El::El1).value().unwrap_or(0))
     }
 
     /// Reports `insns` retired instructions (and as many cycles) and `branches` retired

@@ -66,8 +66,11 @@ pub struct BenchParams {
     pub iters_access: u64,
     /// End with PSCI `SYSTEM_OFF` (under QEMU) instead of `BRK`.
     pub psci: bool,
-    /// Enable `PMCCNTR` and two event counters first.
+    /// Enable `PMCCNTR` and two event counters (`INST_RETIRED`, `CPU_CYCLES`) first.
     pub counters: bool,
+    /// Also count `BR_RETIRED` on a third counter (makes the emulator track branches and
+    /// exception returns at every block).
+    pub branches: bool,
     /// The access loop reads `PMCCNTR_EL0` (else: a `NOP`).
     pub access: bool,
 }
@@ -76,7 +79,7 @@ pub struct BenchParams {
 #[must_use]
 pub fn bench_image(p: &BenchParams) -> Vec<u8> {
     let mut img = BENCH.to_vec();
-    let words = [p.iters_counting, p.iters_access, u64::from(p.psci), u64::from(p.counters)];
+    let words = [p.iters_counting, p.iters_access, u64::from(p.psci), u64::from(p.counters) | u64::from(p.branches) << 1];
     for (i, w) in words.iter().enumerate() {
         img[8 + 8 * i..16 + 8 * i].copy_from_slice(&w.to_le_bytes());
     }

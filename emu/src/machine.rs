@@ -152,6 +152,10 @@ struct State {
     blk_tail: Tail,
     /// The previous block ended with an ERET: read the new exception level.
     eret_done: bool,
+    /// Track the exception level at every ERET and count branches (some counter needs it);
+    /// otherwise the block hook only counts instructions and the exception level is read
+    /// when an access needs it.
+    precise: bool,
     /// The interrupt line is high but PSTATE.I masks it: poll PSTATE at each block.
     irq_wait: bool,
     el: El,
@@ -278,6 +282,7 @@ impl Machine {
             exit_at: None,
             irq_wait: false,
             eret_done: false,
+            precise: false,
             memo: (u64::MAX, 0, Tail::Other),
             done: false,
             fault: None,
@@ -430,9 +435,17 @@ fn block_hook(uc: &mut Uc<'_>, addr: u64, size: u32) {
     let s = uc.get_data_mut();
     // The previous block ran to its end (a cut has zeroed these if it did not).
     s.base += s.blk_len;
-    s.branches += u64::from(s.blk_tail != Tail::Other) & u64::from(s.blk_len != 0);
-    s.eret_done |= s.blk_tail == Tail::Eret && s.blk_len != 0;
-    let tail = if addr == s.memo.0 && size == s.memo.1 { s.memo.2 } else { tail_of(uc, addr, size) };
+    let tail = if s.precise {
+        s.branches += u64::from(s.blk_tail != Tail::Other) & u64::from(s.blk_len != 0);
+        s.eret_done |= s.blk_tail == Tail::Eret && s.blk_len != 0;
+        if addr == s.memo.0 && size == s.memo.1 {
+            s.memo.2
+        } else {
+            tail_of(uc, addr, size)
+        }
+    } else {
+        Tail::Other
+    };
     let s = uc.get_data_mut();
     s.blk_start = addr;
     s.blk_len = u64::from(size / 4);
@@ -512,12 +525,12 @@ fn sys_hook(uc: &mut Uc<'_>, reg: RegisterARM64, c: &RegisterARM64CP, read: bool
         return false;
     }
     let Ok(pc) = uc.pc_read() else { return false };
+    let el = current_el(uc);
     let s = uc.get_data_mut();
     // No deadline falls before this instruction (the block hook saw to it): counting up
     // to here overflows nothing.
     let now = s.retired_at(pc);
     s.flush(now);
-    let el = s.el;
     match s.pmu.access(access, el, c.val) {
         Access::Read { rt, value } => {
             s.stats.fast_accesses += 1;
@@ -536,9 +549,18 @@ fn sys_hook(uc: &mut Uc<'_>, reg: RegisterARM64, c: &RegisterARM64CP, read: bool
     true
 }
 
-/// After an emulated access: new deadlines; stop if the interrupt must be taken now.
+/// After an emulated access: new deadlines, whether counting must be precise; stop if the
+/// interrupt must be taken now.
 fn after_access(uc: &mut Uc<'_>) {
     let s = uc.get_data_mut();
+    let precise = s.pmu.needs_el_and_branches();
+    if precise && !s.precise {
+        // From here on the block hook tracks ERETs: start from the true level.
+        let el = current_el(uc);
+        uc.get_data_mut().set_el(el);
+    }
+    let s = uc.get_data_mut();
+    s.precise = precise;
     s.rearm();
     if s.pmu.irq_level() {
         let masked = uc.reg_read(RegisterARM64::PSTATE).map_or(true, |p| p & PSTATE_I != 0);
@@ -548,6 +570,17 @@ fn after_access(uc: &mut Uc<'_>) {
             let _ = uc.emu_stop();
         }
     }
+}
+
+/// The guest's exception level: tracked when counting is precise, else read from PSTATE
+/// (and reported to vpmu, which then counts at the right level from here).
+fn current_el(uc: &mut Uc<'_>) -> El {
+    if uc.get_data().precise {
+        return uc.get_data().el;
+    }
+    let el = uc.reg_read(RegisterARM64::PSTATE).map_or(El::El1, el_of);
+    uc.get_data_mut().set_el(el);
+    el
 }
 
 fn read_insn(uc: &Uc<'_>, addr: u64) -> Option<u32> {
@@ -571,11 +604,11 @@ fn exception(uc: &mut Uc<'_>, intno: u32) -> Result<(), Error> {
             let rt = (insn & 31) as u8;
             let is_msr = insn & 0xfff0_0000 == 0xd510_0000;
             let xt = if is_msr && rt < 31 { uc.reg_read(xreg(rt))? } else { 0 };
+            let el = current_el(uc);
             let s = uc.get_data_mut();
             let now = s.retired_at(pc);
             s.flush(now);
             s.rearm();
-            let el = s.el;
             let access = match GuestPmu::decode(insn) {
                 Some(a) => s.pmu.access(a, el, xt),
                 None => Access::NotPmu,
