@@ -161,8 +161,9 @@ fn main() {
 
     // --- The cost of one trapped PMU access ---------------------------------------------
     let m = iters(2e6);
-    let acc =
-        |access: bool, psci: bool, n: u64| bench_image(&BenchParams { iters_counting: 0, iters_access: n, psci, counters: true, branches: false, access });
+    let acc = |access: bool, psci: bool, n: u64| {
+        bench_image(&BenchParams { iters_counting: 0, iters_access: n, psci, counters: true, branches: false, access })
+    };
     println!("One trapped access: a loop of MRS X3, PMCCNTR_EL0; SUBS; B.NE against the same loop with a NOP");
     println!();
     println!("| platform                                  | iterations | ns/iter (NOP) | ns/iter (MRS) | ns per access | slowdown |");

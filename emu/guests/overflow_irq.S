@@ -8,6 +8,7 @@
 //
 // results[4c + 0] = ELR_EL1 in the handler, [4c + 1] = the address the guest expects,
 // [4c + 2] = X2 at the interrupt, [4c + 3] = PMOVSCLR in the handler; [60] = IRQs taken.
+// Case 5 does the same with counter 1 counting BR_RETIRED.
 
         .include "common.inc"
 
@@ -94,6 +95,25 @@ loop3:
         msr     daifclr, #2
 expect4:
         nop
+
+        // Case 5: counter 1 counts BR_RETIRED, preset to overflow on the 3rd branch: the
+        // IRQ returns to that branch's target, the loop head, with X2 = 10 - 3.
+        mov     x22, #160
+        adr     x1, loop5
+        str     x1, [x28, #168]
+        mov     x1, #0x21
+        msr     pmevtyper1_el0, x1
+        mov     x1, #2
+        msr     pmintenset_el1, x1
+        msr     pmcntenset_el0, x1
+        mov     w1, #-3
+        msr     pmevcntr1_el0, x1
+        mov     x1, #1
+        msr     pmcr_el0, x1
+        mov     x2, #10
+loop5:
+        subs    x2, x2, #1
+        b.ne    loop5
 
         str     x23, [x28, #480]
         EXIT

@@ -144,6 +144,8 @@ struct State {
     /// Instructions in the current block; 0 once a cut has accounted for it.
     blk_len: u64,
     branches: u64,
+    /// `deadline`, or 0 while `irq_wait`: the one comparison the block hook makes.
+    check: u64,
     /// Absolute instruction and branch counts at which a counter overflows.
     deadline: u64,
     br_deadline: u64,
@@ -191,6 +193,11 @@ impl State {
     fn rearm(&mut self) {
         self.deadline = self.pmu.insns_until_overflow().map_or(u64::MAX, |n| self.reported.saturating_add(n));
         self.br_deadline = self.pmu.branches_until_overflow().map_or(u64::MAX, |n| self.br_reported.saturating_add(n));
+        self.update_check();
+    }
+
+    fn update_check(&mut self) {
+        self.check = if self.irq_wait { 0 } else { self.deadline };
     }
 
     /// The run was cut at `pc` (an exception, an emulated instruction): the instructions of
@@ -277,6 +284,7 @@ impl Machine {
             branches: 0,
             reported: 0,
             br_reported: 0,
+            check: u64::MAX,
             deadline: u64::MAX,
             br_deadline: u64::MAX,
             exit_at: None,
@@ -388,7 +396,9 @@ impl Machine {
     fn maybe_take_irq(&mut self) -> Result<(), Error> {
         let level = self.uc.get_data_mut().pmu.irq_level();
         let masked = self.uc.reg_read(RegisterARM64::PSTATE)? & PSTATE_I != 0;
-        self.uc.get_data_mut().irq_wait = level && masked;
+        let s = self.uc.get_data_mut();
+        s.irq_wait = level && masked;
+        s.update_check();
         if level && !masked {
             let pc = self.uc.pc_read()?;
             enter_el1(&mut self.uc, 0x80, None, pc)?;
@@ -431,26 +441,34 @@ fn settle(uc: &mut Uc<'_>, pc: u64) -> Result<(), Error> {
 
 #[inline(always)]
 fn block_hook(uc: &mut Uc<'_>, addr: u64, size: u32) {
-    // The hot path: branch-light, on one cache line of `State`.
+    // The hot path: a handful of loads and stores on one cache line of `State`.
     let s = uc.get_data_mut();
-    // The previous block ran to its end (a cut has zeroed these if it did not).
+    if s.precise {
+        return block_hook_precise(uc, addr, size);
+    }
+    // The previous block ran to its end (a cut has zeroed its length if it did not).
     s.base += s.blk_len;
-    let tail = if s.precise {
-        s.branches += u64::from(s.blk_tail != Tail::Other) & u64::from(s.blk_len != 0);
-        s.eret_done |= s.blk_tail == Tail::Eret && s.blk_len != 0;
-        if addr == s.memo.0 && size == s.memo.1 {
-            s.memo.2
-        } else {
-            tail_of(uc, addr, size)
-        }
-    } else {
-        Tail::Other
-    };
+    s.blk_start = addr;
+    s.blk_len = u64::from(size / 4);
+    if s.base + s.blk_len > s.check {
+        block_hook_slow(uc, addr);
+    }
+}
+
+/// The block hook while a counter needs branches or the exception level: also classifies
+/// each block's last instruction.
+#[inline(never)]
+fn block_hook_precise(uc: &mut Uc<'_>, addr: u64, size: u32) {
+    let s = uc.get_data_mut();
+    s.base += s.blk_len;
+    s.branches += u64::from(s.blk_tail != Tail::Other) & u64::from(s.blk_len != 0);
+    s.eret_done |= s.blk_tail == Tail::Eret && s.blk_len != 0;
+    let tail = if addr == s.memo.0 && size == s.memo.1 { s.memo.2 } else { tail_of(uc, addr, size) };
     let s = uc.get_data_mut();
     s.blk_start = addr;
     s.blk_len = u64::from(size / 4);
     s.blk_tail = tail;
-    if (s.eret_done | s.irq_wait) || s.base + s.blk_len > s.deadline || s.branches >= s.br_deadline {
+    if s.eret_done || s.base + s.blk_len > s.check || s.branches >= s.br_deadline {
         block_hook_slow(uc, addr);
     }
 }
@@ -560,12 +578,19 @@ fn after_access(uc: &mut Uc<'_>) {
         uc.get_data_mut().set_el(el);
     }
     let s = uc.get_data_mut();
+    if precise != s.precise {
+        // The current block ends with this MSR (or restarts after it): no branch, no ERET.
+        s.blk_tail = Tail::Other;
+        s.eret_done = false;
+    }
     s.precise = precise;
     s.rearm();
     if s.pmu.irq_level() {
         let masked = uc.reg_read(RegisterARM64::PSTATE).map_or(true, |p| p & PSTATE_I != 0);
         if masked {
-            uc.get_data_mut().irq_wait = true;
+            let s = uc.get_data_mut();
+            s.irq_wait = true;
+            s.update_check();
         } else {
             let _ = uc.emu_stop();
         }

@@ -37,8 +37,8 @@ fn two_pmccntr_reads_around_one_instruction_differ_by_two() {
 #[test]
 fn the_overflow_interrupt_is_taken_right_after_the_overflowing_instruction() {
     let (r, stats) = run(guests::OVERFLOW_IRQ, 6);
-    assert_eq!(r[60], 5, "IRQs taken");
-    assert_eq!(stats.irqs, 5);
+    assert_eq!(r[60], 6, "IRQs taken");
+    assert_eq!(stats.irqs, 6);
     for c in 0..5 {
         let w = &r[4 * c..4 * c + 4];
         assert_eq!(w[0], w[1], "case {c}: ELR_EL1 {:#x}, expected {:#x}", w[0], w[1]);
@@ -46,6 +46,10 @@ fn the_overflow_interrupt_is_taken_right_after_the_overflowing_instruction() {
     }
     assert_eq!(r[2 * 4 + 2], 600 - 499, "case 2: X2 at the interrupt");
     assert_eq!(r[3 * 4 + 2], 600 - 500, "case 3: X2 at the interrupt");
+    let w = &r[20..24];
+    assert_eq!(w[0], w[1], "case 5 (BR_RETIRED): ELR_EL1 {:#x}, expected {:#x}", w[0], w[1]);
+    assert_eq!(w[2], 10 - 3, "case 5: X2 at the interrupt");
+    assert_eq!(w[3], 0b10, "case 5: PMOVSCLR shows counter 1's overflow");
 }
 
 #[test]
