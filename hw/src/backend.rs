@@ -1,0 +1,412 @@
+//! [`HwBackend`]: guest counters on the physical PMU.
+
+use vpmu::backend::{BackendError, CountRequest, CounterBackend, CounterId, ErrorKind};
+use vpmu::field::{EvtypeFilter, Pmcr};
+
+use crate::regs::{mdcr_el2, PmuRegs};
+use crate::PendingOverflow;
+
+const CYCLE: usize = 31;
+const LOW32: u64 = 0xffff_ffff;
+
+/// Why the physical PMU cannot back a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HwError {
+    /// The guest counter has no physical counter: its number is `HPMN` or more.
+    NoCounter,
+}
+
+impl core::fmt::Display for HwError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HwError::NoCounter => f.write_str("no physical counter backs this guest counter (at or above MDCR_EL2.HPMN)"),
+        }
+    }
+}
+
+impl core::error::Error for HwError {}
+
+impl BackendError for HwError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            HwError::NoCounter => ErrorKind::Exhausted,
+        }
+    }
+}
+
+/// One vCPU's guest counters on the physical PMUv3, from EL2.
+///
+/// # Mapping
+///
+/// Guest event counter `i` is physical counter `i` (`PMEVCNTR<i>_EL0`, `PMEVTYPER<i>_EL0`),
+/// inside the guest's partition `0..MDCR_EL2.HPMN`; the guest cycle counter is `PMCCNTR_EL0`
+/// with `PMCCFILTR_EL0`. [`max_event_counters`](CounterBackend::max_event_counters) is
+/// `min(PMCR_EL0.N, MDCR_EL2.HPMN)` as read when the backend is made. Counters the `Pmu`
+/// counts itself (`SW_INCR`, an odd counter typed `CHAIN`) leave their physical counter idle.
+///
+/// # Counting
+///
+/// - `program`: `PMEVTYPER` = the event with `P` = !EL1, `U` = !EL0, `NSH` = 0 (EL2 never
+///   counts); the counter preset to `2^w - period`, `w` its width: 64 for the cycle counter
+///   (`PMCR.LC` = 1) and for event counters on PMUv3p5 (`PMCR.LP` = 1), else 32. A period
+///   beyond 2^32 on a 32-bit counter overflows early (after 2^32 events): the `Pmu` folds, sees
+///   no architectural overflow and sets the period again.
+/// - `read`: the counter's value minus its value at the last read, modulo 2^w.
+/// - overflow: the physical overflow flag (`PMOVSSET_EL0`), taken and cleared by
+///   [`take_overflows`](CounterBackend::take_overflows), plus whatever an interrupt handler
+///   recorded in [`pending`](HwBackend::pending). The counters' physical interrupt enables are
+///   set while they count, so the physical PMU interrupt fires at EL2 on every overflow.
+///
+/// # vCPU switching
+///
+/// A new backend is *put*: it touches no counter until [`load`](CounterBackend::load). `put`
+/// disables its counters and their interrupts, saves their values and overflow flags into an
+/// image; `load` writes the types and values back, sets `PMCR_EL0.E`, `LC` (and `LP` on
+/// PMUv3p5), re-raises saved overflows as pending, and re-enables them. While put, every call
+/// works on the image. The physical counters of a put vCPU are left as they were (their values
+/// are the image's): the next vCPU's `load` reprograms the counters it uses.
+///
+/// # Examples
+///
+/// ```
+/// use core::cell::RefCell;
+/// use vpmu_hw::{sim::{SimEl, SimPmu}, HwBackend};
+/// use vpmu::backend::{CounterBackend, CounterId, CountRequest};
+///
+/// let cpu = RefCell::new(SimPmu::cortex_a57());
+/// let mut b = HwBackend::new(&cpu);
+/// assert_eq!(b.max_event_counters(), 6);
+/// b.load();
+/// let insns = CountRequest { event: 0x08, el0: true, el1: true, period: 100 };
+/// b.program(CounterId::Cycle, &CountRequest { event: 0x11, ..insns })?;
+/// cpu.borrow_mut().count(0x11, SimEl::El1, 60);
+/// cpu.borrow_mut().count(0x11, SimEl::El2, 1_000); // the hypervisor: never counted
+/// assert_eq!(b.read(CounterId::Cycle), 60);
+/// cpu.borrow_mut().count(0x11, SimEl::El0, 40);
+/// assert_eq!(b.take_overflows(), 1 << 31); // the 100th cycle
+/// assert_eq!(b.read(CounterId::Cycle), 40);
+/// # Ok::<(), vpmu_hw::HwError>(())
+/// ```
+#[derive(Debug)]
+pub struct HwBackend<R: PmuRegs> {
+    regs: R,
+    loaded: bool,
+    /// Event counters backed: `min(PMCR.N, HPMN)`.
+    counters: u8,
+    /// PMUv3p5: event counters are 64 bits and the backend sets `PMCR.LP`.
+    long_events: bool,
+    /// `PMCEID0`/`PMCEID1` of the physical PMU.
+    ceid: [u64; 2],
+    /// Counters programmed (counting whenever the vCPU is loaded).
+    live: u32,
+    /// Per counter: its `PMEVTYPER`/`PMCCFILTR` value (index 31: the cycle counter).
+    typer: [u32; 32],
+    /// Per counter: its value at the last `read`/`program`/`set_period`.
+    last: [u64; 32],
+    /// While put: per counter, its saved value.
+    image: [u64; 32],
+    /// While put: overflow flags saved at `put` and not yet taken.
+    image_ovs: u32,
+    pending: PendingOverflow,
+}
+
+impl<R: PmuRegs> HwBackend<R> {
+    /// A backend over `regs`, not loaded. Reads `PMCR_EL0.N`, `MDCR_EL2.HPMN`, `PMCEID0/1` and
+    /// `ID_AA64DFR0_EL1.PMUVer`; writes nothing. Make it after the hypervisor has set
+    /// `MDCR_EL2` on this CPU.
+    pub fn new(regs: R) -> Self {
+        let n = ((regs.read_pmcr() >> Pmcr::N_SHIFT) & 0x1f) as u8;
+        let hpmn = (regs.read_mdcr_el2() & mdcr_el2::HPMN_MASK) as u8;
+        let pmuver = ((regs.read_id_aa64dfr0() >> 8) & 0xf) as u8;
+        Self {
+            counters: n.min(hpmn),
+            // 6 = PMUv3p5 and later; 0xf is an IMPLEMENTATION DEFINED PMU, not PMUv3.
+            long_events: (6..0xf).contains(&pmuver),
+            ceid: regs.read_pmceid(),
+            regs,
+            loaded: false,
+            live: 0,
+            typer: [0; 32],
+            last: [0; 32],
+            image: [0; 32],
+            image_ovs: 0,
+            pending: PendingOverflow::new(),
+        }
+    }
+
+    /// The register access (the simulated PMU in a test).
+    pub const fn regs(&self) -> &R {
+        &self.regs
+    }
+
+    /// Whether the vCPU's counters are on the physical PMU now.
+    pub const fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Whether the event counters are 64 bits wide (PMUv3p5 and later).
+    pub const fn long_event_counters(&self) -> bool {
+        self.long_events
+    }
+
+    /// The pending-overflow record an interrupt handler may write through a shared reference
+    /// (see [`HwBackend::ack_irq`]); [`take_overflows`](CounterBackend::take_overflows) drains it.
+    pub const fn pending(&self) -> &PendingOverflow {
+        &self.pending
+    }
+
+    /// The physical PMU interrupt's handler, for a hypervisor that defers the `Pmu`'s work:
+    /// moves the physical overflow flags of this vCPU's counters into [`pending`](Self::pending)
+    /// and clears them, which lowers the interrupt. Returns the bits moved. Most hypervisors
+    /// call [`Pmu::handle_overflows`](vpmu::Pmu) instead, which does this and the rest.
+    pub fn ack_irq(&mut self) -> u32 {
+        if !self.loaded {
+            return 0;
+        }
+        let ovs = self.regs.read_pmovsset() & self.live;
+        if ovs != 0 {
+            self.regs.write_pmovsclr(ovs);
+            self.pending.raise(ovs);
+        }
+        ovs
+    }
+
+    /// Bits of counter `i`'s value that exist.
+    fn mask(&self, i: usize) -> u64 {
+        if i == CYCLE || self.long_events {
+            u64::MAX
+        } else {
+            LOW32
+        }
+    }
+
+    /// The value that makes counter `i` overflow after `period` events (or after 2^32 if it is
+    /// 32 bits wide and the period larger).
+    fn preset(&self, i: usize, period: u64) -> u64 {
+        if self.mask(i) == u64::MAX {
+            period.wrapping_neg()
+        } else if period >= 1 << 32 {
+            0
+        } else {
+            (1u64 << 32).wrapping_sub(period)
+        }
+    }
+
+    fn value(&self, i: usize) -> u64 {
+        if !self.loaded {
+            return self.image.get(i).copied().unwrap_or(0);
+        }
+        match u8::try_from(i) {
+            Ok(31) => self.regs.read_pmccntr(),
+            Ok(n) => self.regs.read_pmevcntr(n),
+            Err(_) => 0,
+        }
+    }
+
+    fn write_typer(&mut self, i: usize, t: u32) {
+        match u8::try_from(i) {
+            Ok(31) => self.regs.write_pmccfiltr(t.into()),
+            Ok(n) => self.regs.write_pmevtyper(n, t.into()),
+            Err(_) => {}
+        }
+    }
+
+    fn write_value(&mut self, i: usize, v: u64) {
+        match u8::try_from(i) {
+            Ok(31) => self.regs.write_pmccntr(v),
+            Ok(n) => self.regs.write_pmevcntr(n, v),
+            Err(_) => {}
+        }
+    }
+
+    fn check(&self, counter: CounterId) -> Result<(usize, u32), HwError> {
+        let i = counter.index();
+        if i != CYCLE && i >= usize::from(self.counters) {
+            return Err(HwError::NoCounter);
+        }
+        Ok((i, 1 << i))
+    }
+
+    /// (Re)starts counter `i` from `preset`, with type `typer` if given.
+    fn start(&mut self, i: usize, bit: u32, typer: Option<u32>, preset: u64) {
+        if let Some(t) = typer {
+            if let Some(x) = self.typer.get_mut(i) {
+                *x = t;
+            }
+        }
+        if let Some(l) = self.last.get_mut(i) {
+            *l = preset;
+        }
+        self.live |= bit;
+        if self.loaded {
+            self.regs.write_pmcntenclr(bit);
+            if let Some(t) = typer {
+                self.write_typer(i, t);
+            }
+            self.write_value(i, preset);
+            self.regs.write_pmovsclr(bit);
+            self.regs.write_pmintenset(bit);
+            self.regs.write_pmcntenset(bit);
+        } else {
+            if let Some(x) = self.image.get_mut(i) {
+                *x = preset;
+            }
+            self.image_ovs &= !bit;
+        }
+    }
+}
+
+/// `PMEVTYPER`/`PMCCFILTR` for a request: the event, `P`/`U` from the EL filter, `NSH` clear.
+fn typer(counter: CounterId, req: &CountRequest) -> u32 {
+    let mut t = 0u64;
+    if !req.el1 {
+        t |= EvtypeFilter::P.bits();
+    }
+    if !req.el0 {
+        t |= EvtypeFilter::U.bits();
+    }
+    if let CounterId::Event(_) = counter {
+        t |= u64::from(req.event);
+    }
+    t as u32
+}
+
+impl<R: PmuRegs> CounterBackend for HwBackend<R> {
+    type Error = HwError;
+
+    fn max_event_counters(&self) -> u8 {
+        self.counters
+    }
+
+    /// The common events in the physical `PMCEID0_EL0`/`PMCEID1_EL0`; no other.
+    fn supports(&self, event: u16) -> bool {
+        let [c0, c1] = self.ceid;
+        let (reg, bit) = match event {
+            0x00..=0x1f => (c0, event),
+            0x20..=0x3f => (c1, event & 0x1f),
+            0x4000..=0x401f => (c0, 32 | (event & 0x1f)),
+            0x4020..=0x403f => (c1, 32 | (event & 0x1f)),
+            _ => return false,
+        };
+        reg >> bit & 1 != 0
+    }
+
+    fn program(&mut self, counter: CounterId, req: &CountRequest) -> Result<(), HwError> {
+        let (i, bit) = self.check(counter)?;
+        let preset = self.preset(i, req.period);
+        self.start(i, bit, Some(typer(counter, req)), preset);
+        Ok(())
+    }
+
+    fn read(&mut self, counter: CounterId) -> u64 {
+        let Ok((i, bit)) = self.check(counter) else { return 0 };
+        if self.live & bit == 0 {
+            return 0;
+        }
+        let now = self.value(i);
+        let mask = self.mask(i);
+        match self.last.get_mut(i) {
+            Some(l) => {
+                let d = now.wrapping_sub(*l) & mask;
+                *l = now;
+                d
+            }
+            None => 0,
+        }
+    }
+
+    fn release(&mut self, counter: CounterId) {
+        let Ok((_, bit)) = self.check(counter) else { return };
+        if self.live & bit == 0 {
+            return;
+        }
+        self.live &= !bit;
+        self.image_ovs &= !bit;
+        if self.loaded {
+            self.regs.write_pmcntenclr(bit);
+            self.regs.write_pmintenclr(bit);
+            self.regs.write_pmovsclr(bit);
+        }
+    }
+}
+
+impl<R: PmuRegs> HwBackend<R> {
+    /// Contract: same event and filter as the last `program`, the period counts from now.
+    pub fn set_period(&mut self, counter: CounterId, req: &CountRequest) -> Result<(), HwError> {
+        let (i, bit) = self.check(counter)?;
+        let preset = self.preset(i, req.period);
+        let typer = if self.live & bit == 0 { Some(typer(counter, req)) } else { None };
+        self.start(i, bit, typer, preset);
+        Ok(())
+    }
+
+    /// Contract: counters that reached their period since the last call.
+    pub fn take_overflows(&mut self) -> u32 {
+        let mut bits = self.pending.take();
+        if self.loaded {
+            let ovs = self.regs.read_pmovsset() & self.live;
+            if ovs != 0 {
+                self.regs.write_pmovsclr(ovs);
+            }
+            bits |= ovs;
+        } else {
+            bits |= self.image_ovs;
+            self.image_ovs = 0;
+        }
+        bits & self.live
+    }
+
+    /// Contract: restore the image into the hardware.
+    pub fn load(&mut self) {
+        if self.loaded {
+            return;
+        }
+        // Keep X and DP (the hypervisor's); no D divider; overflow at 64 bits where possible.
+        let mut pmcr = self.regs.read_pmcr() & (Pmcr::X | Pmcr::DP).bits();
+        pmcr |= (Pmcr::E | Pmcr::LC).bits();
+        if self.long_events {
+            pmcr |= Pmcr::LP.bits();
+        }
+        self.regs.write_pmcr(pmcr);
+        let live = self.live;
+        self.regs.write_pmcntenclr(live);
+        let mut bits = live;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            let (t, v) = (self.typer.get(i).copied().unwrap_or(0), self.image.get(i).copied().unwrap_or(0));
+            self.write_typer(i, t);
+            self.write_value(i, v);
+        }
+        self.regs.write_pmovsclr(live);
+        self.pending.raise(self.image_ovs);
+        self.image_ovs = 0;
+        self.loaded = true;
+        self.regs.write_pmintenset(live);
+        self.regs.write_pmcntenset(live);
+    }
+
+    /// Contract: save the hardware into the image and stop it.
+    pub fn put(&mut self) {
+        if !self.loaded {
+            return;
+        }
+        let live = self.live;
+        self.regs.write_pmcntenclr(live);
+        self.regs.write_pmintenclr(live);
+        let mut bits = live;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            let v = self.value(i);
+            if let Some(x) = self.image.get_mut(i) {
+                *x = v;
+            }
+        }
+        let ovs = self.regs.read_pmovsset() & live;
+        self.regs.write_pmovsclr(ovs);
+        self.image_ovs |= ovs;
+        self.loaded = false;
+    }
+}
