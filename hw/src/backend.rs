@@ -410,3 +410,120 @@ impl<R: PmuRegs> HwBackend<R> {
         self.loaded = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{SimEl, SimPmu};
+    use core::cell::RefCell;
+
+    fn req(event: u16, period: u64) -> CountRequest {
+        CountRequest { event, el0: true, el1: true, period }
+    }
+
+    fn c(i: u8) -> CounterId {
+        CounterId::from_bit(i).unwrap_or(CounterId::Cycle)
+    }
+
+    #[test]
+    fn an_overflow_at_put_is_kept_in_the_image_and_reported_once() {
+        let cpu = RefCell::new(SimPmu::cortex_a57());
+        let mut b = HwBackend::new(&cpu);
+        b.load();
+        assert_eq!(b.program(c(2), &req(0x08, 10)), Ok(()));
+        cpu.borrow_mut().count(0x08, SimEl::El1, 12);
+        assert!(cpu.borrow().irq_level());
+        b.put();
+        assert!(!cpu.borrow().irq_level(), "put lowers the physical interrupt");
+        assert_eq!(cpu.borrow().read_pmcntenset(), 0);
+        assert_eq!(b.read(c(2)), 12);
+        assert_eq!(b.take_overflows(), 0b100);
+        assert_eq!(b.take_overflows(), 0);
+        // Not taken while put: re-raised at load.
+        b.load();
+        assert_eq!(b.set_period(c(2), &req(0x08, 3)), Ok(()));
+        cpu.borrow_mut().count(0x08, SimEl::El0, 3);
+        b.put();
+        b.load();
+        assert_eq!(b.take_overflows(), 0b100);
+        assert_eq!(b.read(c(2)), 3);
+    }
+
+    #[test]
+    fn ack_irq_moves_the_flags_to_pending_and_lowers_the_line() {
+        let cpu = RefCell::new(SimPmu::max());
+        let mut b = HwBackend::new(&cpu);
+        b.load();
+        assert_eq!(b.program(CounterId::Cycle, &req(0x11, 1)), Ok(()));
+        cpu.borrow_mut().count(0x11, SimEl::El1, 1);
+        assert!(cpu.borrow().irq_level());
+        assert_eq!(b.ack_irq(), 1 << 31);
+        assert!(!cpu.borrow().irq_level());
+        assert_eq!(b.pending().peek(), 1 << 31);
+        assert_eq!(b.take_overflows(), 1 << 31);
+        assert_eq!(b.pending().peek(), 0);
+    }
+
+    #[test]
+    fn programming_writes_the_filter_without_nsh_and_the_preset() {
+        let cpu = RefCell::new(SimPmu::cortex_a57());
+        let mut b = HwBackend::new(&cpu);
+        b.load();
+        let r = CountRequest { event: 0x08, el0: false, el1: true, period: 100 };
+        assert_eq!(b.program(c(1), &r), Ok(()));
+        assert_eq!(cpu.borrow().read_pmevtyper(1), 0x08 | 1 << 30); // U: not EL0; P, NSH clear
+        assert_eq!(cpu.borrow().read_pmevcntr(1), 0xffff_ff9c);
+        let r = CountRequest { event: 0x11, el0: true, el1: false, period: 1 << 40 };
+        assert_eq!(b.program(c(31), &r), Ok(()));
+        assert_eq!(cpu.borrow().read_pmccfiltr(), 1 << 31);
+        assert_eq!(cpu.borrow().read_pmccntr(), (1u64 << 40).wrapping_neg());
+        // A period beyond 32 bits on a 32-bit counter: overflow after 2^32.
+        assert_eq!(b.program(c(0), &req(0x08, 1 << 40)), Ok(()));
+        assert_eq!(cpu.borrow().read_pmevcntr(0), 0);
+        assert_eq!(cpu.borrow().read_pmcr() & 0xff, 0x41); // E, LC; LP is RES0 here
+    }
+
+    #[test]
+    fn v3p5_hardware_counts_64_bits_with_lp() {
+        let cpu = RefCell::new(SimPmu::max());
+        let mut b = HwBackend::new(&cpu);
+        assert!(b.long_event_counters());
+        b.load();
+        assert_eq!(cpu.borrow().read_pmcr() & 0xff, 0xc1);
+        assert_eq!(b.program(c(0), &req(0x08, 1 << 40)), Ok(()));
+        assert_eq!(cpu.borrow().read_pmevcntr(0), (1u64 << 40).wrapping_neg());
+    }
+
+    #[test]
+    fn errors_unsupported_events_and_unprogrammed_counters() {
+        let mut sim = SimPmu::new(6, 4, [1 << 8 | 1 << 33, 1 << 2 | 1 << 63]);
+        sim.write_mdcr_el2(3);
+        let cpu = RefCell::new(sim);
+        let mut b = HwBackend::new(&cpu);
+        assert_eq!(b.max_event_counters(), 3);
+        assert_eq!(b.program(c(3), &req(0x08, 1)), Err(HwError::NoCounter));
+        assert_eq!(HwError::NoCounter.kind(), ErrorKind::Exhausted);
+        assert_eq!(b.read(c(0)), 0);
+        b.release(c(0));
+        let supported: [bool; 6] = [0x08, 0x4001, 0x22, 0x403f, 0x11, 0x400].map(|e| b.supports(e));
+        assert_eq!(supported, [true, true, true, true, false, false]);
+    }
+
+    #[test]
+    fn release_while_loaded_and_while_put() {
+        let cpu = RefCell::new(SimPmu::cortex_a57());
+        let mut b = HwBackend::new(&cpu);
+        b.load();
+        assert_eq!(b.program(c(0), &req(0x08, 5)), Ok(()));
+        assert_eq!(b.program(c(1), &req(0x08, 5)), Ok(()));
+        b.release(c(0));
+        assert_eq!((cpu.borrow().read_pmcntenset(), cpu.borrow().read_pmintenset()), (0b10, 0b10));
+        cpu.borrow_mut().count(0x08, SimEl::El1, 7);
+        b.put();
+        b.release(c(1));
+        assert_eq!(b.take_overflows(), 0);
+        b.load();
+        assert_eq!(cpu.borrow().read_pmcntenset(), 0);
+        assert_eq!(b.read(c(1)), 0);
+    }
+}

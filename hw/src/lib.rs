@@ -10,12 +10,12 @@ extern crate std;
 mod backend;
 pub mod regs;
 pub mod sim;
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(target_arch = "aarch64", doc))]
 mod sysreg;
 
 pub use backend::{HwBackend, HwError};
 pub use regs::{mdcr_el2, PmuRegs};
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(target_arch = "aarch64", doc))]
 pub use sysreg::SysRegs;
 
 /// Temporary stand-in for the contract's `vpmu::backend::PendingOverflow`.
@@ -30,6 +30,10 @@ impl PendingOverflow {
     /// Records bits.
     pub fn raise(&self, bits: u32) {
         self.0.fetch_or(bits, core::sync::atomic::Ordering::Release);
+    }
+    /// Looks.
+    pub fn peek(&self) -> u32 {
+        self.0.load(core::sync::atomic::Ordering::Acquire)
     }
     /// Takes the bits.
     pub fn take(&self) -> u32 {

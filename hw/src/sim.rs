@@ -164,7 +164,8 @@ impl SimPmu {
                 SimEl::El1 => f.contains(EvtypeFilter::P) == f.contains(EvtypeFilter::NSK),
                 SimEl::El0 => f.contains(EvtypeFilter::U) == f.contains(EvtypeFilter::NSU),
                 SimEl::El2 => {
-                    let prohibited = if i == CYCLE { self.mdcr & mdcr_el2::HCCD != 0 } else { i < self.hpmn() && self.mdcr & mdcr_el2::HPMD != 0 };
+                    let prohibited =
+                        if i == CYCLE { self.mdcr & mdcr_el2::HCCD != 0 } else { i < self.hpmn() && self.mdcr & mdcr_el2::HPMD != 0 };
                     f.contains(EvtypeFilter::NSH) && !prohibited
                 }
             }

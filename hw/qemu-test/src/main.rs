@@ -67,7 +67,11 @@ extern "C" fn main() -> ! {
         a.put();
         let (i, c) = (a.counter(0), a.cycles());
         r.check("inst_retired_exact", i == insns(1000), format_args!("{i} for 1000 iterations (expected {})", insns(1000)));
-        r.check("el2_not_counted", i == insns(1000) && c == insns(1000), format_args!("insns {i} cycles {c} with 20000 EL2 loop instructions around the guest"));
+        r.check(
+            "el2_not_counted",
+            i == insns(1000) && c == insns(1000),
+            format_args!("insns {i} cycles {c} with 20000 EL2 loop instructions around the guest"),
+        );
         r.check("cycles_equal_instructions", c == i, format_args!("CPU_CYCLES {c} INST_RETIRED {i}"));
         // A second run on top: counts accumulate exactly.
         a.load();
@@ -144,7 +148,11 @@ extern "C" fn main() -> ! {
         a.put();
         let (lo, hi, ovs) = (a.counter(0), a.counter(1), a.ovs());
         let want = insns(100) - 0x10;
-        r.check("chain_across_wrap", lo == want && hi == 42 && ovs == 1, format_args!("low {lo} (expected {want}) high {hi} PMOVSSET {ovs:#x}"));
+        r.check(
+            "chain_across_wrap",
+            lo == want && hi == 42 && ovs == 1,
+            format_args!("low {lo} (expected {want}) high {hi} PMOVSSET {ovs:#x}"),
+        );
     }
 
     // Two vCPUs time-sharing this CPU, on the same physical counters: no leak either way.
@@ -209,7 +217,11 @@ extern "C" fn main() -> ! {
         let mut a = Vcpu::new(1);
         let g = a.pmceid0();
         let want = (phys & (1 << 8 | 1 << 17 | 1 << 0x13)) | 1 | 1 << 30;
-        r.check("pmceid_from_physical", g & (1 << 8 | 1 << 17 | 1 << 0x13 | 1 | 1 << 30) == want && g & 1 << 8 != 0, format_args!("guest PMCEID0 {g:#x}, physical {phys:#x}"));
+        r.check(
+            "pmceid_from_physical",
+            g & (1 << 8 | 1 << 17 | 1 << 0x13 | 1 | 1 << 30) == want && g & 1 << 8 != 0,
+            format_args!("guest PMCEID0 {g:#x}, physical {phys:#x}"),
+        );
     }
 
     if r.failed == 0 {
