@@ -41,7 +41,9 @@ el2_vectors:
     .endr
     .org el2_vectors + 0x400
     b guest_exit
-    .irp off, 0x480, 0x500, 0x580, 0x600, 0x680, 0x700, 0x780
+    .org el2_vectors + 0x480
+    b guest_irq
+    .irp off, 0x500, 0x580, 0x600, 0x680, 0x700, 0x780
     .org el2_vectors + \off
     mov x0, #\off
     b el2_unexpected
@@ -87,6 +89,36 @@ guest_exit:
     ldp x27, x28, [sp, #80]
     ldp x29, x30, [sp], #96
     ret
+
+    // A physical IRQ while the guest runs: save the caller-saved registers on the EL2 stack
+    // (below run_guest's frame), handle it in Rust, return to the guest.
+guest_irq:
+    sub sp, sp, #176
+    stp x0, x1, [sp, #0]
+    stp x2, x3, [sp, #16]
+    stp x4, x5, [sp, #32]
+    stp x6, x7, [sp, #48]
+    stp x8, x9, [sp, #64]
+    stp x10, x11, [sp, #80]
+    stp x12, x13, [sp, #96]
+    stp x14, x15, [sp, #112]
+    stp x16, x17, [sp, #128]
+    stp x18, x29, [sp, #144]
+    str x30, [sp, #160]
+    bl el2_irq
+    ldp x0, x1, [sp, #0]
+    ldp x2, x3, [sp, #16]
+    ldp x4, x5, [sp, #32]
+    ldp x6, x7, [sp, #48]
+    ldp x8, x9, [sp, #64]
+    ldp x10, x11, [sp, #80]
+    ldp x12, x13, [sp, #96]
+    ldp x14, x15, [sp, #112]
+    ldp x16, x17, [sp, #128]
+    ldp x18, x29, [sp, #144]
+    ldr x30, [sp, #160]
+    add sp, sp, #176
+    eret
 
     // Guest code at EL1: x0 = iterations (>= 1). 2 * x0 instructions, then HVC.
     .global guest_loop

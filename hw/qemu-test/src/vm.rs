@@ -52,6 +52,12 @@ impl Vcpu {
     pub fn write_counter(&mut self, i: u8, v: u64) {
         self.write(PmuReg::Pmevcntr(ev(i)), v);
     }
+    pub fn write_cycles(&mut self, v: u64) {
+        self.write(PmuReg::Pmccntr, v);
+    }
+    pub fn write_pmcr(&mut self, v: u64) {
+        self.write(PmuReg::Pmcr, v);
+    }
     pub fn enable(&mut self, bits: u32) {
         self.write(PmuReg::Pmcntenset, bits.into());
     }
@@ -83,6 +89,7 @@ impl Vcpu {
         self.pmu.backend_mut().put();
     }
     pub fn handle_overflows(&mut self) {
+        let _ = self.pmu.backend_mut().take_overflows();
         self.pmu.sync();
     }
     /// Runs the guest loop at EL1 for `n` iterations.
