@@ -14,7 +14,7 @@ QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
 QEMU_CHECKS=(
     inst_retired_exact el2_not_counted cycles_equal_instructions inst_retired_accumulates
     el_filter overflow_exact overflow_not_early chain_across_wrap read_while_put
-    two_vcpus_no_leak release_stops pmceid_from_physical pmu_irq_at_el2
+    two_vcpus_no_leak release_stops pmceid_from_physical hpmn_partition pmu_irq_at_el2
 )
 
 step() { printf '\n==== hw: %s ====\n' "$*"; }

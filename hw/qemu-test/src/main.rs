@@ -225,6 +225,44 @@ extern "C" fn main() -> ! {
         );
     }
 
+    // The HPMN partition: the hypervisor keeps the last counter, counting its own EL2
+    // instructions; guests get the others. The measured cost of load and put, in EL2
+    // instructions, comes out of it.
+    {
+        let h = n - 1;
+        rt::write_mdcr_el2(mdcr_el2::for_guest(h) | mdcr_el2::HPME);
+        let mut hw = SysRegs::new();
+        hw.write_pmevtyper(h, INST_RETIRED | P | 1 << 30 | NSH); // EL2 only
+        hw.write_pmevcntr(h, 0);
+        hw.write_pmcntenset(1 << h);
+        let refused = Vcpu::try_new(n).is_none();
+        let mut a = Vcpu::new(h);
+        for i in 0..h {
+            a.write_typer(i, INST_RETIRED);
+        }
+        a.enable((1 << h) - 1 | 1 << 31);
+        let t0 = hw.read_pmevcntr(h);
+        a.load();
+        let t1 = hw.read_pmevcntr(h);
+        a.run(100);
+        let t2 = hw.read_pmevcntr(h);
+        a.put();
+        let t3 = hw.read_pmevcntr(h);
+        let hyp_still_on = hw.read_pmcntenset() & 1 << h != 0;
+        let guest_ok = (0..h).all(|i| a.counter(i) == insns(100)) && a.cycles() == insns(100);
+        let (load, run, put) = (t1 - t0, t2 - t1, t3 - t2);
+        r.check(
+            "hpmn_partition",
+            refused && guest_ok && hyp_still_on && run < 64,
+            format_args!(
+                "HPMN {h}: {n} guest counters refused {refused}, guest counts exact {guest_ok}, hypervisor's counter on {hyp_still_on}, \
+                 EL2 instructions: vcpu_load {load}, guest entry+exit {run}, vcpu_put {put} ({h} event counters + cycles live)"
+            ),
+        );
+        hw.write_pmcntenclr(1 << h);
+        rt::write_mdcr_el2(mdcr_el2::for_guest(n));
+    }
+
     // The physical PMU interrupt, taken at EL2 in the middle of a guest run: counter 0
     // overflows on the guest's 1000th instruction, the cycle counter on its 3000th. QEMU 7.2
     // raises the interrupt for CPU_CYCLES on time (a timer) but evaluates INST_RETIRED

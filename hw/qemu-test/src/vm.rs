@@ -16,6 +16,13 @@ fn ev(i: u8) -> EventCounter {
 }
 
 impl Vcpu {
+    /// `None` if the backend cannot back `counters` event counters.
+    pub fn try_new(counters: u8) -> Option<Self> {
+        let cfg = PmuConfig::builder().counters(counters).version(PmuVersion::V3).build().ok()?;
+        let mut pmu = Pmu::new(cfg, HwBackend::new(SysRegs::new())).ok()?;
+        let _ = pmu.write(PmuReg::Pmcr, 1, El::El1);
+        Some(Self { pmu })
+    }
     pub fn new(counters: u8) -> Self {
         let cfg = match PmuConfig::builder().counters(counters).version(PmuVersion::V3).build() {
             Ok(c) => c,
