@@ -240,7 +240,7 @@ extern "C" fn main() -> ! {
         for i in 0..h {
             a.write_typer(i, INST_RETIRED);
         }
-        a.enable((1 << h) - 1 | 1 << 31);
+        a.enable(((1 << h) - 1) | 1 << 31);
         let t0 = hw.read_pmevcntr(h);
         a.load();
         let t1 = hw.read_pmevcntr(h);
