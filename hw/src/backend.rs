@@ -4,7 +4,7 @@ use vpmu::backend::{BackendError, CountRequest, CounterBackend, CounterId, Error
 use vpmu::field::{EvtypeFilter, Pmcr};
 
 use crate::regs::{mdcr_el2, PmuRegs};
-use crate::PendingOverflow;
+use vpmu::backend::PendingOverflow;
 
 const CYCLE: usize = 31;
 const LOW32: u64 = 0xffff_ffff;
@@ -329,11 +329,9 @@ impl<R: PmuRegs> CounterBackend for HwBackend<R> {
             self.regs.write_pmovsclr(bit);
         }
     }
-}
 
-impl<R: PmuRegs> HwBackend<R> {
-    /// Contract: same event and filter as the last `program`, the period counts from now.
-    pub fn set_period(&mut self, counter: CounterId, req: &CountRequest) -> Result<(), HwError> {
+    /// Presets the counter for the new period; its type and filter are already in place.
+    fn set_period(&mut self, counter: CounterId, req: &CountRequest) -> Result<(), HwError> {
         let (i, bit) = self.check(counter)?;
         let preset = self.preset(i, req.period);
         let typer = if self.live & bit == 0 { Some(typer(counter, req)) } else { None };
@@ -341,8 +339,9 @@ impl<R: PmuRegs> HwBackend<R> {
         Ok(())
     }
 
-    /// Contract: counters that reached their period since the last call.
-    pub fn take_overflows(&mut self) -> u32 {
+    /// The physical overflow flags of this vCPU's counters (taken and cleared, which lowers
+    /// the physical interrupt), or the saved ones while put, plus [`HwBackend::pending`].
+    fn take_overflows(&mut self) -> u32 {
         let mut bits = self.pending.take();
         if self.loaded {
             let ovs = self.regs.read_pmovsset() & self.live;
@@ -357,8 +356,9 @@ impl<R: PmuRegs> HwBackend<R> {
         bits & self.live
     }
 
-    /// Contract: restore the image into the hardware.
-    pub fn load(&mut self) {
+    /// Writes the saved types and values back, sets `PMCR_EL0.E`, `LC` (and `LP` on PMUv3p5),
+    /// re-raises saved overflows as pending, and enables the counters and their interrupts.
+    fn load(&mut self) {
         if self.loaded {
             return;
         }
@@ -387,8 +387,9 @@ impl<R: PmuRegs> HwBackend<R> {
         self.regs.write_pmcntenset(live);
     }
 
-    /// Contract: save the hardware into the image and stop it.
-    pub fn put(&mut self) {
+    /// Disables the counters and their interrupts, saves their values and overflow flags
+    /// (clearing the physical ones).
+    fn put(&mut self) {
         if !self.loaded {
             return;
         }

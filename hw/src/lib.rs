@@ -2,7 +2,7 @@
 //!
 //! A bare-metal hypervisor has no Linux perf: it backs its guests' PMU counters with the
 //! physical PMU it owns at EL2. [`HwBackend`] is that [`CounterBackend`](vpmu::CounterBackend)
-//! for [vpmu](vpmu): vpmu emulates every guest PMU register access (trap and emulate), and the
+//! for [`vpmu`]: vpmu emulates every guest PMU register access (trap and emulate), and the
 //! backend counts on the real counters, switches them between vCPUs and reports their
 //! overflows.
 //!
@@ -22,7 +22,7 @@
 //!
 //! Guest event counter `i` is physical event counter `i`, inside the guest partition
 //! `0..MDCR_EL2.HPMN`; the guest cycle counter is `PMCCNTR_EL0`. A guest may have up to
-//! `min(PMCR_EL0.N, HPMN)` event counters ([`CounterBackend::max_event_counters`]); counters
+//! `min(PMCR_EL0.N, HPMN)` event counters ([`max_event_counters`](vpmu::CounterBackend::max_event_counters)); counters
 //! `HPMN..N` stay the hypervisor's own (enabled by `MDCR_EL2.HPME`, untouched by the backend).
 //! A period becomes a preset of `2^w - period` (`w` = 64 on PMUv3p5 with `PMCR.LP` and for
 //! the cycle counter with `PMCR.LC`, else 32); a 64-bit guest counter on 32-bit hardware
@@ -63,9 +63,9 @@
 //! - While put, the VMM's calls (snapshot save/restore, one-reg, reset) work on the saved
 //!   image; the hardware sees the result at the next load.
 //!
-//! **On a trapped PMU access**: `pmu.handle_esr(esr, Pstate::from_spsr(spsr_el2), &mut x)`,
-//! then skip the instruction (`ELR_EL2 += 4`) for `Read`/`Written` (see vpmu's docs for the
-//! other outcomes).
+//! **On a trapped PMU access**: `pmu.handle_esr(esr, pstate, &mut x)` with `pstate` from
+//! `Pstate::from_spsr(spsr_el2)`, then skip the instruction (`ELR_EL2 += 4`) for `Read`,
+//! `Written` and `ConditionFailed` (see vpmu's docs for the other outcomes).
 //!
 //! **On the physical PMU interrupt** (at EL2): acknowledge it at the GIC (`ICC_IAR1_EL1`), call
 //! `pmu.handle_overflows()` on the vCPU loaded on this CPU — it takes and clears the physical
@@ -105,8 +105,9 @@
 //!     }
 //!     /// A trapped MRS/MSR (EC 0x18).
 //!     fn on_sysreg_trap(&mut self, esr: u64, spsr: u64) {
-//!         match self.pmu.handle_esr(esr, Pstate::from_spsr(spsr), &mut self.x) {
-//!             Ok(Outcome::Read(_) | Outcome::Written) => self.elr += 4,
+//!         let Some(pstate) = Pstate::from_spsr(spsr) else { return }; // not from a guest
+//!         match self.pmu.handle_esr(esr, pstate, &mut self.x) {
+//!             Ok(Outcome::Read(_) | Outcome::Written | Outcome::ConditionFailed) => self.elr += 4,
 //!             Ok(Outcome::NotPmu(_)) => { /* the hypervisor's other system registers */ }
 //!             _ => { /* inject UNDEFINED / the EL1 trap, or skip a failed condition */ }
 //!         }
@@ -196,25 +197,5 @@ pub use regs::{mdcr_el2, PmuRegs};
 #[cfg(any(target_arch = "aarch64", doc))]
 pub use sysreg::SysRegs;
 
-/// Temporary stand-in for the contract's `vpmu::backend::PendingOverflow`.
-#[derive(Debug, Default)]
-pub struct PendingOverflow(core::sync::atomic::AtomicU32);
-
-impl PendingOverflow {
-    /// Empty.
-    pub const fn new() -> Self {
-        Self(core::sync::atomic::AtomicU32::new(0))
-    }
-    /// Records bits.
-    pub fn raise(&self, bits: u32) {
-        self.0.fetch_or(bits, core::sync::atomic::Ordering::Release);
-    }
-    /// Looks.
-    pub fn peek(&self) -> u32 {
-        self.0.load(core::sync::atomic::Ordering::Acquire)
-    }
-    /// Takes the bits.
-    pub fn take(&self) -> u32 {
-        self.0.swap(0, core::sync::atomic::Ordering::Acquire)
-    }
-}
+/// The lock-free overflow record an interrupt handler writes (vpmu's own type).
+pub use vpmu::backend::PendingOverflow;

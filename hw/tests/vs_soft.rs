@@ -18,15 +18,14 @@ type Hw<'a> = Pmu<HwBackend<&'a RefCell<SimPmu>>>;
 mod host {
     use super::*;
     pub fn load(p: &mut Hw<'_>) {
-        p.backend_mut().load();
+        p.vcpu_load();
     }
     pub fn put(p: &mut Hw<'_>) {
-        p.backend_mut().put();
+        p.vcpu_put();
     }
     /// What the hypervisor does on the physical PMU interrupt.
     pub fn overflows(p: &mut Hw<'_>) {
-        let _ = p.backend_mut().take_overflows();
-        p.sync();
+        p.handle_overflows();
     }
 }
 

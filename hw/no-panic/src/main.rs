@@ -7,7 +7,7 @@
 use core::hint::black_box;
 use vpmu::backend::{CountRequest, CounterBackend, CounterId};
 use vpmu::config::PmuConfig;
-use vpmu::{El, Pmu};
+use vpmu::{Pmu, Pstate};
 use vpmu_hw::{HwBackend, SysRegs};
 
 fn opaque<T: Copy + Default>() -> T {
@@ -52,13 +52,16 @@ pub extern "C" fn _start() -> ! {
     if let Ok(cfg) = PmuConfig::builder().counters(opaque()).build() {
         if let Ok(mut pmu) = Pmu::new(cfg, HwBackend::new(SysRegs::new())) {
             let mut x = [0u64; 31];
-            pmu.backend_mut().load();
-            let el = if opaque() { El::El0 } else { El::El1 };
-            let _ = black_box(pmu.handle_esr(opaque(), el, &mut x));
+            pmu.vcpu_load();
+            let pstate = Pstate::from_spsr(opaque()).unwrap_or(Pstate::EL1);
+            let _ = black_box(pmu.handle_esr(opaque(), pstate, &mut x));
+            pmu.handle_overflows();
             pmu.sync();
             let _ = black_box(pmu.irq_level());
-            pmu.backend_mut().put();
-            let _ = black_box(pmu.handle_esr(opaque(), el, &mut x));
+            pmu.vcpu_put();
+            let _ = black_box(pmu.handle_esr(opaque(), pstate, &mut x));
+            let _ = black_box(pmu.irq_level());
+            pmu.vcpu_load();
             pmu.reset();
             black_box(&pmu);
         }

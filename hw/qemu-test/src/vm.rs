@@ -90,14 +90,14 @@ impl Vcpu {
         self.pmu.irq_level()
     }
     pub fn load(&mut self) {
-        self.pmu.backend_mut().load();
+        self.pmu.vcpu_load();
     }
     pub fn put(&mut self) {
-        self.pmu.backend_mut().put();
+        self.pmu.vcpu_put();
     }
+    /// What the hypervisor calls on the physical PMU interrupt.
     pub fn handle_overflows(&mut self) {
-        let _ = self.pmu.backend_mut().take_overflows();
-        self.pmu.sync();
+        self.pmu.handle_overflows();
     }
     /// Runs the guest loop at EL1 for `n` iterations.
     pub fn run(&mut self, n: u64) {
