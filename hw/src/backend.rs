@@ -257,6 +257,47 @@ impl<R: PmuRegs> HwBackend<R> {
     }
 }
 
+/// A put (or dropped) backend leaves nothing running: its counters and their interrupts are
+/// disabled, so no overflow interrupt can arrive that no loaded vCPU owns.
+impl<R: PmuRegs> Drop for HwBackend<R> {
+    fn drop(&mut self) {
+        if self.loaded {
+            let live = self.live;
+            self.regs.write_pmcntenclr(live);
+            self.regs.write_pmintenclr(live);
+            self.regs.write_pmovsclr(live);
+        }
+    }
+}
+
+/// Stops every counter of the guest partition (`0..MDCR_EL2.HPMN` and the cycle counter):
+/// disables them and their overflow interrupts and clears their overflow flags. The
+/// hypervisor's own counters (`HPMN..N`) are untouched.
+///
+/// Call it once per physical CPU at boot, after setting `MDCR_EL2` and before the first
+/// vCPU is loaded (firmware or a previous kernel may have left counters running), and from
+/// the physical PMU interrupt handler when no vCPU is loaded on the CPU (nothing should then
+/// be pending; this makes sure the level-sensitive interrupt drops).
+///
+/// # Examples
+///
+/// ```
+/// use vpmu_hw::{quiesce, sim::SimPmu, PmuRegs};
+/// let mut cpu = SimPmu::max();
+/// cpu.write_pmcntenset(0b11 | 1 << 31);
+/// cpu.write_pmovsset(1);
+/// quiesce(&mut cpu);
+/// assert_eq!((cpu.read_pmcntenset(), cpu.read_pmovsset()), (0, 0));
+/// ```
+pub fn quiesce<R: PmuRegs>(regs: &mut R) {
+    let n = ((regs.read_pmcr() >> Pmcr::N_SHIFT) & 0x1f) as u8;
+    let hpmn = (regs.read_mdcr_el2() & mdcr_el2::HPMN_MASK) as u8;
+    let guest = 1u32.checked_shl(u32::from(n.min(hpmn))).map_or(u32::MAX, |b| b.wrapping_sub(1)) | 1 << CYCLE;
+    regs.write_pmcntenclr(guest);
+    regs.write_pmintenclr(guest);
+    regs.write_pmovsclr(guest);
+}
+
 /// `PMEVTYPER`/`PMCCFILTR` for a request: the event, `P`/`U` from the EL filter, `NSH` clear.
 fn typer(counter: CounterId, req: &CountRequest) -> u32 {
     let mut t = 0u64;
@@ -508,6 +549,26 @@ mod tests {
         b.release(c(0));
         let supported: [bool; 6] = [0x08, 0x4001, 0x22, 0x403f, 0x11, 0x400].map(|e| b.supports(e));
         assert_eq!(supported, [true, true, true, true, false, false]);
+    }
+
+    #[test]
+    fn dropping_a_loaded_backend_stops_its_counters_and_quiesce_spares_the_hypervisors() {
+        let mut sim = SimPmu::max();
+        sim.write_mdcr_el2(4);
+        sim.write_pmcntenset(1 << 5); // the hypervisor's counter
+        let cpu = RefCell::new(sim);
+        {
+            let mut b = HwBackend::new(&cpu);
+            b.load();
+            assert_eq!(b.program(c(1), &req(0x08, 1)), Ok(()));
+            cpu.borrow_mut().count(0x08, SimEl::El1, 1);
+            assert!(cpu.borrow().irq_level());
+        }
+        assert!(!cpu.borrow().irq_level());
+        assert_eq!(cpu.borrow().read_pmcntenset(), 1 << 5);
+        cpu.borrow_mut().write_pmcntenset(0b1111 | 1 << 31);
+        quiesce(&mut &cpu);
+        assert_eq!(cpu.borrow().read_pmcntenset(), 1 << 5);
     }
 
     #[test]

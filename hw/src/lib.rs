@@ -42,6 +42,8 @@
 //!     Linux sets `NSH` whenever it does not exclude the hypervisor, and a guest whose counters
 //!     were passed through would then count the hypervisor's trap handling (measured on QEMU:
 //!     225 instructions for one `perf stat`).
+//! - [`quiesce`]`(&mut SysRegs::new())` after `MDCR_EL2`: stops whatever firmware left
+//!   running in the guest partition.
 //! - `HCR_EL2.IMO` = 1 (with `RW`): physical IRQs, the PMU's among them, are taken at EL2. The
 //!   physical PMU interrupt is a PPI (INTID 23 on QEMU's `virt`; the DT's `arm,armv8-pmuv3`
 //!   node says which): enable it in the GIC redistributor of every CPU, and never forward it
@@ -192,7 +194,7 @@ pub mod sim;
 #[cfg_attr(docsrs, doc(cfg(target_arch = "aarch64")))]
 mod sysreg;
 
-pub use backend::{HwBackend, HwError};
+pub use backend::{quiesce, HwBackend, HwError};
 pub use regs::{mdcr_el2, PmuRegs};
 #[cfg(any(target_arch = "aarch64", doc))]
 pub use sysreg::SysRegs;

@@ -46,7 +46,9 @@ pub extern "C" fn _start() -> ! {
         let _ = black_box(b.program(id, &req()));
         b.release(id);
     }
-    black_box(&b);
+    black_box(&mut b);
+    drop(b);
+    vpmu_hw::quiesce(&mut SysRegs::new());
 
     // Under a Pmu: the trap path reaching the backend, loaded and put.
     if let Ok(cfg) = PmuConfig::builder().counters(opaque()).build() {

@@ -54,6 +54,7 @@ extern "C" fn main() -> ! {
 
     // First without HPMD/HCCD: the backend's own filters (NSH clear) must keep EL2 out.
     rt::write_mdcr_el2(mdcr_el2::TPM | mdcr_el2::TPMCR | u64::from(n));
+    vpmu_hw::quiesce(&mut SysRegs::new());
     {
         let mut a = Vcpu::new(6);
         // The guest asks for EL2 too (NSH): vpmu drops it (the vPMU has no EL2) and the
