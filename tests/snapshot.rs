@@ -788,7 +788,13 @@ fn every_byte_form_error() {
 fn a_state_restores_only_into_a_pmu_with_the_same_identity() {
     use vpmu::config::{FilterAction, PmuIrq};
     use IdentityField::*;
-    let base = PmuConfig::builder().counters(4).irq(PmuIrq::Ppi(23)).identity(0x41, 2).pmmir(0x10).filter(FilterAction::Deny, 0x10..=0x10).unwrap();
+    let base = PmuConfig::builder()
+        .counters(4)
+        .irq(PmuIrq::Ppi(23))
+        .identity(0x41, 2)
+        .pmmir(0x10)
+        .filter(FilterAction::Deny, 0x10..=0x10)
+        .unwrap();
     let cfg = base.build().unwrap();
     let mut src = Pmu::new(cfg, SoftBackend::new()).unwrap();
     let _ = src.write(PmuReg::Pmcntenset, 1 << 31, El::El1);
@@ -807,7 +813,10 @@ fn a_state_restores_only_into_a_pmu_with_the_same_identity() {
     assert_eq!(field(other(refiltered, SoftBackend::new())), Some(Filter));
     // A host that cannot count CPU_CYCLES (0x11, PMCEID0 bit 17) shows the guest another PMCEID0: SW_INCR, INST_RETIRED, CHAIN.
     let fewer = SoftBackend::with_events(&[0x08]);
-    assert_eq!(other(base, fewer), Err(SnapshotError::IdentityMismatch { field: Pmceid0, state: state.identity.pmceid[0], config: 0x4000_0101 }));
+    assert_eq!(
+        other(base, fewer),
+        Err(SnapshotError::IdentityMismatch { field: Pmceid0, state: state.identity.pmceid[0], config: 0x4000_0101 })
+    );
     // The refusal names the field, through the byte form too.
     let back = PmuState::from_bytes(&state.to_bytes()).unwrap();
     let e = Pmu::new(base.irq(PmuIrq::Ppi(22)).build().unwrap(), SoftBackend::new()).unwrap().restore(&back).unwrap_err();
