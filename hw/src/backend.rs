@@ -159,7 +159,7 @@ impl<R: PmuRegs> HwBackend<R> {
     /// The physical PMU interrupt's handler, for a hypervisor that defers the `Pmu`'s work:
     /// moves the physical overflow flags of this vCPU's counters into [`pending`](Self::pending)
     /// and clears them, which lowers the interrupt. Returns the bits moved. Most hypervisors
-    /// call [`Pmu::handle_overflows`](vpmu::Pmu) instead, which does this and the rest.
+    /// call [`Pmu::handle_overflows`](vpmu::Pmu::handle_overflows) instead, which does this and the rest.
     pub fn ack_irq(&mut self) -> u32 {
         if !self.loaded {
             return 0;

@@ -234,6 +234,61 @@ fn calls_while_put_work_on_the_image_and_reach_the_hardware_at_load() {
 }
 
 #[test]
+fn the_vmm_saves_restores_resets_and_sets_one_regs_while_the_vcpu_is_put() {
+    use vpmu::snapshot::one_reg_id;
+    let cpu = cpu(SimPmu::cortex_a57());
+    let mut a = Twin::new(cfg(4, PmuVersion::V3), &cpu);
+    host::load(&mut a.hw);
+    a.write(PmuReg::Pmevtyper(ev(0)), INSNS.into());
+    a.write(PmuReg::Pmevtyper(ev(1)), 0x1e);
+    a.write(PmuReg::Pmevcntr(ev(0)), 0xffff_fff0);
+    a.write(PmuReg::Pmintenset, 0b11);
+    a.write(PmuReg::Pmcntenset, 0b11 | 1 << 31);
+    a.write(PmuReg::Pmcr, 1);
+    a.ran(&cpu, INSNS, El::El1, 0x100, true);
+    a.ran(&cpu, CYCLES, El::El1, 0x123, false);
+    host::put(&mut a.hw);
+    // Migration: save A while put, restore into B (put, same CPU), both go on counting.
+    let state = a.hw.save();
+    assert_eq!(state, a.soft.save(), "the snapshot of a put vCPU");
+    let mut b = Twin::new(cfg(4, PmuVersion::V3), &cpu);
+    b.hw.restore(&state).unwrap();
+    b.soft.restore(&state).unwrap();
+    b.check("restored while put");
+    host::load(&mut b.hw);
+    b.ran(&cpu, INSNS, El::El0, 0xffff_ff00, true);
+    b.check("restored, then counted");
+    host::put(&mut b.hw);
+    // One-reg writes while put reach the hardware at the next load.
+    let c0 = one_reg_id(PmuReg::Pmevcntr(ev(0))).unwrap();
+    for p in [&mut a.hw as &mut dyn OneReg, &mut a.soft] {
+        p.set(c0, 0xffff_fffe);
+    }
+    host::load(&mut a.hw);
+    a.ran(&cpu, INSNS, El::El1, 3, true);
+    a.check("one-reg while put");
+    assert!(a.hw.irq_level());
+    // Reset while put: nothing of A may count any more.
+    host::put(&mut a.hw);
+    a.hw.reset();
+    a.soft.reset();
+    host::load(&mut a.hw);
+    assert_eq!(cpu.borrow().read_pmcntenset(), 0);
+    a.ran(&cpu, INSNS, El::El1, 100, true);
+    a.check("reset while put");
+}
+
+/// `set_one_reg` on either backend.
+trait OneReg {
+    fn set(&mut self, id: u64, v: u64);
+}
+impl<B: vpmu::CounterBackend> OneReg for Pmu<B> {
+    fn set(&mut self, id: u64, v: u64) {
+        self.set_one_reg(id, v).unwrap();
+    }
+}
+
+#[test]
 fn pmceid_comes_from_the_physical_pmu() {
     let cpu = cpu(SimPmu::new(6, 1, [1 << 8 | 1 << 17 | 1 << 3, 1 << 4]));
     let mut pmu = Pmu::new(cfg(2, PmuVersion::V3), HwBackend::new(&cpu)).unwrap();
