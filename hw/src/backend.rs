@@ -10,6 +10,20 @@ const CYCLE: usize = 31;
 const LOW32: u64 = 0xffff_ffff;
 
 /// Why the physical PMU cannot back a request.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::backend::{BackendError, CounterBackend, CounterId, CountRequest, ErrorKind};
+/// use vpmu::reg::EventCounter;
+/// use vpmu_hw::{mdcr_el2, sim::SimPmu, HwBackend, HwError};
+/// let mut cpu = SimPmu::max();
+/// cpu.write_mdcr_el2(mdcr_el2::for_guest(2));
+/// let mut b = HwBackend::new(cpu);
+/// let c2 = CounterId::Event(EventCounter::new(2).unwrap());
+/// let e = b.program(c2, &CountRequest { event: 0x08, el0: true, el1: true, period: 1 }).unwrap_err();
+/// assert_eq!((e, e.kind()), (HwError::NoCounter, ErrorKind::Exhausted));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HwError {
@@ -115,6 +129,19 @@ impl<R: PmuRegs> HwBackend<R> {
     /// A backend over `regs`, not loaded. Reads `PMCR_EL0.N`, `MDCR_EL2.HPMN`, `PMCEID0/1` and
     /// `ID_AA64DFR0_EL1.PMUVer`; writes nothing. Make it after the hypervisor has set
     /// `MDCR_EL2` on this CPU.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::CounterBackend;
+    /// use vpmu_hw::{mdcr_el2, sim::SimPmu, HwBackend};
+    /// let mut cpu = SimPmu::max();
+    /// cpu.write_mdcr_el2(mdcr_el2::for_guest(4)); // keep counters 4 and 5 for the hypervisor
+    /// let b = HwBackend::new(cpu);
+    /// assert_eq!(b.max_event_counters(), 4);
+    /// assert!(b.supports(0x08) && !b.supports(0x13)); // from PMCEID0
+    /// assert!(!b.is_loaded());
+    /// ```
     pub fn new(regs: R) -> Self {
         let n = ((regs.read_pmcr() >> Pmcr::N_SHIFT) & 0x1f) as u8;
         let hpmn = (regs.read_mdcr_el2() & mdcr_el2::HPMN_MASK) as u8;
@@ -136,22 +163,62 @@ impl<R: PmuRegs> HwBackend<R> {
     }
 
     /// The register access (the simulated PMU in a test).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{sim::SimPmu, HwBackend, PmuRegs};
+    /// let b = HwBackend::new(SimPmu::cortex_a57());
+    /// assert_eq!(b.regs().read_pmcr() >> 11 & 0x1f, 6);
+    /// ```
+    #[must_use]
     pub const fn regs(&self) -> &R {
         &self.regs
     }
 
     /// Whether the vCPU's counters are on the physical PMU now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::CounterBackend;
+    /// use vpmu_hw::{sim::SimPmu, HwBackend};
+    /// let mut b = HwBackend::new(SimPmu::cortex_a57());
+    /// b.load();
+    /// assert!(b.is_loaded());
+    /// ```
+    #[must_use]
     pub const fn is_loaded(&self) -> bool {
         self.loaded
     }
 
     /// Whether the event counters are 64 bits wide (PMUv3p5 and later).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{sim::SimPmu, HwBackend};
+    /// assert!(HwBackend::new(SimPmu::max()).long_event_counters());
+    /// assert!(!HwBackend::new(SimPmu::cortex_a57()).long_event_counters());
+    /// ```
+    #[must_use]
     pub const fn long_event_counters(&self) -> bool {
         self.long_events
     }
 
     /// The pending-overflow record an interrupt handler may write through a shared reference
     /// (see [`HwBackend::ack_irq`]); [`take_overflows`](CounterBackend::take_overflows) drains it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::CounterBackend;
+    /// use vpmu_hw::{sim::SimPmu, HwBackend};
+    /// let mut b = HwBackend::new(SimPmu::cortex_a57());
+    /// b.pending().raise(1); // as an interrupt handler would, for counter 0
+    /// assert_eq!(b.take_overflows(), 0); // counter 0 is not programmed: nothing to report
+    /// ```
+    #[must_use]
     pub const fn pending(&self) -> &PendingOverflow {
         &self.pending
     }
@@ -160,6 +227,24 @@ impl<R: PmuRegs> HwBackend<R> {
     /// moves the physical overflow flags of this vCPU's counters into [`pending`](Self::pending)
     /// and clears them, which lowers the interrupt. Returns the bits moved. Most hypervisors
     /// call [`Pmu::handle_overflows`](vpmu::Pmu::handle_overflows) instead, which does this and the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::cell::RefCell;
+    /// use vpmu::backend::{CounterBackend, CounterId, CountRequest};
+    /// use vpmu_hw::{sim::{SimEl, SimPmu}, HwBackend};
+    /// let cpu = RefCell::new(SimPmu::cortex_a57());
+    /// let mut b = HwBackend::new(&cpu);
+    /// b.load();
+    /// b.program(CounterId::Cycle, &CountRequest { event: 0x11, el0: true, el1: true, period: 5 })?;
+    /// cpu.borrow_mut().count(0x11, SimEl::El1, 5);
+    /// assert!(cpu.borrow().irq_level());
+    /// assert_eq!(b.ack_irq(), 1 << 31); // in the interrupt handler
+    /// assert!(!cpu.borrow().irq_level());
+    /// assert_eq!(b.take_overflows(), 1 << 31); // later, through Pmu::handle_overflows
+    /// # Ok::<(), vpmu_hw::HwError>(())
+    /// ```
     pub fn ack_irq(&mut self) -> u32 {
         if !self.loaded {
             return 0;

@@ -4,7 +4,7 @@ use vpmu::field::{EvtypeFilter, Pmcr};
 
 use crate::regs::{mdcr_el2, PmuRegs};
 
-/// The exception level at which simulated events happen.
+/// The exception level at which simulated events happen (see [`SimPmu::count`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SimEl {
     /// The guest's applications.
@@ -74,6 +74,14 @@ impl SimPmu {
     /// A PMU with `n` event counters (at most 31), `ID_AA64DFR0_EL1.PMUVer` = `pmuver` (1:
     /// PMUv3, 4: p1, 5: p4, 6: p5...) and `[PMCEID0, PMCEID1]` = `ceid`, in its reset state with
     /// `MDCR_EL2.HPMN` = `n`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{sim::SimPmu, PmuRegs};
+    /// let pmu = SimPmu::new(31, 8, [0x3fff, 0]); // PMUv3p8, 31 counters
+    /// assert_eq!((pmu.read_pmcr() >> 11 & 0x1f, pmu.read_id_aa64dfr0() >> 8 & 0xf), (31, 8));
+    /// ```
     #[must_use]
     pub const fn new(n: u8, pmuver: u8, ceid: [u64; 2]) -> Self {
         let n = if n > 31 { 31 } else { n };
@@ -95,12 +103,30 @@ impl SimPmu {
 
     /// QEMU's `-cpu cortex-a57` under `-icount`: PMUv3, 6 counters of 32 bits, `SW_INCR`,
     /// `INST_RETIRED`, `CPU_CYCLES`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{sim::SimPmu, PmuRegs};
+    /// let mut pmu = SimPmu::cortex_a57();
+    /// pmu.write_pmevcntr(0, u64::MAX);
+    /// assert_eq!(pmu.read_pmevcntr(0), 0xffff_ffff);
+    /// ```
     #[must_use]
     pub const fn cortex_a57() -> Self {
         Self::new(6, 1, [0x2_0101, 0])
     }
 
     /// QEMU's `-cpu max` under `-icount`: PMUv3p5, 6 counters of 64 bits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{sim::SimPmu, PmuRegs};
+    /// let mut pmu = SimPmu::max();
+    /// pmu.write_pmevcntr(0, u64::MAX);
+    /// assert_eq!(pmu.read_pmevcntr(0), u64::MAX);
+    /// ```
     #[must_use]
     pub const fn max() -> Self {
         Self::new(6, 6, [0x2_0101, 0])
@@ -108,6 +134,19 @@ impl SimPmu {
 
     /// Sets `MDCR_EL2` (the partition `HPMN`, `HPME`, `HPMD`, `HCCD`, `HLP`), as the hypervisor
     /// would.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{mdcr_el2, sim::{SimEl, SimPmu}, PmuRegs};
+    /// let mut pmu = SimPmu::max();
+    /// pmu.write_mdcr_el2(mdcr_el2::for_guest(6));
+    /// pmu.write_pmevtyper(0, 0x08 | 1 << 27); // NSH: count EL2 too...
+    /// pmu.write_pmcntenset(1);
+    /// pmu.write_pmcr(1);
+    /// pmu.count(0x08, SimEl::El2, 10);
+    /// assert_eq!(pmu.read_pmevcntr(0), 0); // ...but HPMD forbids it
+    /// ```
     pub fn write_mdcr_el2(&mut self, v: u64) {
         self.mdcr = v;
     }
@@ -115,6 +154,20 @@ impl SimPmu {
     /// Reports `k` occurrences of `event` at `el`: every counter that counts it there adds `k`
     /// (the cycle counter counts `CPU_CYCLES`, 0x11), sets its overflow flag on a carry out of
     /// its overflow bit, and drives a `CHAIN` odd partner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{sim::{SimEl, SimPmu}, PmuRegs};
+    /// let mut pmu = SimPmu::cortex_a57();
+    /// pmu.write_pmevtyper(0, 0x11);
+    /// pmu.write_pmevtyper(1, 0x1e); // CHAIN
+    /// pmu.write_pmevcntr(0, 0xffff_ffff);
+    /// pmu.write_pmcntenset(0b11 | 1 << 31);
+    /// pmu.write_pmcr(1);
+    /// pmu.count(0x11, SimEl::El0, 2);
+    /// assert_eq!([pmu.read_pmevcntr(0), pmu.read_pmevcntr(1), pmu.read_pmccntr()], [1, 1, 2]);
+    /// ```
     pub fn count(&mut self, event: u16, el: SimEl, k: u64) {
         if event == EVENT_CHAIN {
             return;
@@ -141,6 +194,19 @@ impl SimPmu {
 
     /// The PMU interrupt request: an enabled counter with both its overflow flag and its
     /// interrupt enable set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu_hw::{sim::SimPmu, PmuRegs};
+    /// let mut pmu = SimPmu::max();
+    /// pmu.write_pmcntenset(1);
+    /// pmu.write_pmcr(1);
+    /// pmu.write_pmovsset(1);
+    /// assert!(!pmu.irq_level());
+    /// pmu.write_pmintenset(1);
+    /// assert!(pmu.irq_level());
+    /// ```
     #[must_use]
     pub fn irq_level(&self) -> bool {
         (0..32).any(|i| self.enabled(i) && self.ovs & self.inten & bit(i) != 0)
