@@ -14,7 +14,7 @@ QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
 QEMU_CHECKS=(
     inst_retired_exact el2_not_counted cycles_equal_instructions inst_retired_accumulates
     el_filter overflow_exact overflow_not_early chain_across_wrap read_while_put
-    two_vcpus_no_leak release_stops pmceid_from_physical hpmn_partition pmu_irq_at_el2
+    two_vcpus_no_leak release_stops pmceid_from_physical vcpu_migrates_between_cpus hpmn_partition pmu_irq_at_el2
 )
 
 step() { printf '\n==== hw: %s ====\n' "$*"; }
@@ -73,7 +73,7 @@ elf=hw/qemu-test/target/$TARGET/release/vpmu-hw-qemu-test
 for cpu in max cortex-a57; do
     log=$(mktemp)
     rc=0
-    timeout "$QEMU_TIMEOUT" qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu "$cpu" -icount shift=0 \
+    timeout "$QEMU_TIMEOUT" qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -smp 2 -cpu "$cpu" -icount shift=0 \
         -m 128M -nographic -no-reboot -kernel "$elf" >"$log" 2>&1 || rc=$?
     sed "s/^/  [$cpu] /" "$log"
     ((rc == 0)) || fail "qemu -cpu $cpu exited with $rc (124: timeout)"

@@ -173,6 +173,8 @@
 //!   a released counter stopped; a hypervisor counter above `HPMN` left alone;
 //! - the physical PMU interrupt taken at EL2 in the middle of a guest run, on the very cycle
 //!   the cycle counter wraps, and handled by `Pmu::handle_overflows`;
+//! - a vCPU put on CPU 0, loaded and run on CPU 1 while another vCPU runs on CPU 0, then back:
+//!   both exact (`-smp 2`);
 //! - cost at EL2: `vcpu_load` 247 instructions and `vcpu_put` 194 with 5 event counters and the
 //!   cycle counter live (`opt-level = 2`).
 //!
@@ -181,6 +183,11 @@
 //! PMU (a PMU register access, the cycle counter's timer). A hypervisor on QEMU sees it at the
 //! next exit that samples `irq_level()` (a timer interrupt, a trapped access); real hardware
 //! interrupts on time.
+//!
+//! With `-smp 2 -icount`, QEMU 7.2 derives `INST_RETIRED` and `CPU_CYCLES` from the global
+//! instruction count: when the other CPU ran (it was spinning at EL2) in the middle of this
+//! CPU's guest run, about 10^8 of its instructions showed in this CPU's counters. Exact counts
+//! on QEMU need the other CPUs idle (off, or in `WFI`) while a measured guest runs.
 //!
 //! ## Limits
 //!

@@ -9,6 +9,7 @@
 
 mod gic;
 mod rt;
+mod smp;
 mod vm;
 
 use vm::Vcpu;
@@ -224,6 +225,40 @@ extern "C" fn main() -> ! {
             g & (1 << 8 | 1 << 17 | 1 << 0x13 | 1 | 1 << 30) == want && g & 1 << 8 != 0,
             format_args!("guest PMCEID0 {g:#x}, physical {phys:#x}"),
         );
+    }
+
+    // A vCPU migrating between physical CPUs (put on one, loaded on the other) while another
+    // vCPU runs on the first: every count lands where it belongs.
+    if smp::start(mdcr_el2::for_guest(n)) {
+        let mut a = Vcpu::new(2);
+        let mut b = Vcpu::new(2);
+        for v in [&mut a, &mut b] {
+            v.write_typer(0, INST_RETIRED);
+            v.enable(1 | 1 << 31);
+        }
+        a.load();
+        a.run(1000);
+        a.put();
+        let t = smp::submit(&mut a, 2000); // A on CPU 1...
+        b.load(); // ...while B runs here
+        b.run(3000);
+        b.put();
+        let finished = smp::wait(t) && smp::stop();
+        a.load(); // A back on CPU 0
+        a.run(500);
+        a.put();
+        let want_a = insns(1000) + insns(2000) + insns(500);
+        let (ia, ca, ib, cb) = (a.counter(0), a.cycles(), b.counter(0), b.cycles());
+        r.check(
+            "vcpu_migrates_between_cpus",
+            finished && ia == want_a && ca == want_a && ib == insns(3000) && cb == insns(3000),
+            format_args!(
+                "A (CPU 0, 1, 0): insns {ia} cycles {ca} (expected {want_a}); B (CPU 0, meanwhile): insns {ib} cycles {cb} (expected {})",
+                insns(3000)
+            ),
+        );
+    } else {
+        r.check("vcpu_migrates_between_cpus", false, format_args!("CPU 1 did not start (run with -smp 2)"));
     }
 
     // The HPMN partition: the hypervisor keeps the last counter, counting its own EL2

@@ -31,6 +31,22 @@ _start:
 3:  wfi
     b 3b
 
+    // CPU 1, started at EL2 by PSCI CPU_ON: its own stack, vectors and HCR_EL2.
+    .global secondary_start
+secondary_start:
+    adrp x0, __stack2_top
+    add x0, x0, :lo12:__stack2_top
+    mov sp, x0
+    adrp x0, el2_vectors
+    add x0, x0, :lo12:el2_vectors
+    msr vbar_el2, x0
+    mov x0, #(1 << 31)
+    msr hcr_el2, x0
+    isb
+    bl secondary_main
+4:  wfi
+    b 4b
+
     .section .text, "ax"
     .balign 2048
 el2_vectors:
@@ -196,6 +212,41 @@ macro_rules! println {
         use core::fmt::Write as _;
         let _ = writeln!($crate::rt::Uart, $($arg)*);
     }};
+}
+
+extern "C" {
+    fn secondary_start();
+}
+
+/// PSCI `CPU_ON` of the CPU with MPIDR `target` at `secondary_start`: PSCI's return code (0:
+/// success).
+pub fn cpu_on(target: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: PSCI CPU_ON through SMC (QEMU answers it); the new CPU starts at EL2 on its own
+    // stack at `secondary_start` and touches only the mailbox and the vCPU it is handed.
+    unsafe {
+        asm!("smc #0", inout("x0") 0xc400_0003u64 => ret, in("x1") target,
+             in("x2") secondary_start as *const () as u64, in("x3") 0u64, options(nomem, nostack))
+    };
+    ret
+}
+
+/// PSCI `CPU_OFF` of the calling CPU.
+pub fn cpu_off() -> ! {
+    // SAFETY: PSCI CPU_OFF does not return when it works.
+    unsafe { asm!("smc #0", in("x0") 0x8400_0002u64, options(nomem, nostack)) };
+    loop {
+        // SAFETY: as in `power_off`.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+}
+
+/// PSCI `AFFINITY_INFO` of the CPU with MPIDR `target` (0: on, 1: off, 2: on pending).
+pub fn affinity_info(target: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: a PSCI query through SMC; no memory is touched.
+    unsafe { asm!("smc #0", inout("x0") 0xc400_0004u64 => ret, in("x1") target, in("x2") 0u64, options(nomem, nostack)) };
+    ret
 }
 
 /// PSCI `SYSTEM_OFF` through `SMC` (QEMU answers it: there is no EL3).
