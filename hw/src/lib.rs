@@ -42,6 +42,10 @@
 //!     Linux sets `NSH` whenever it does not exclude the hypervisor, and a guest whose counters
 //!     were passed through would then count the hypervisor's trap handling (measured on QEMU:
 //!     225 instructions for one `perf stat`).
+//! - `PMUSERENR_EL0` = `EN` (1): the backend never writes it. A guest EL0 access is checked
+//!   against the physical `PMUSERENR_EL0` before `MDCR_EL2.TPM`; with `EN` every one reaches
+//!   EL2, where vpmu applies the guest's own `PMUSERENR` (QEMU 7.2 lets an EL0 access that only
+//!   `CR`, `ER` or `SW` allow skip the `TPM` trap: set `EN` alone).
 //! - [`quiesce`]`(&mut SysRegs::new())` after `MDCR_EL2`: stops whatever firmware left
 //!   running in the guest partition.
 //! - `HCR_EL2.IMO` = 1 (with `RW`): physical IRQs, the PMU's among them, are taken at EL2. The
@@ -175,7 +179,7 @@
 //!   the cycle counter wraps, and handled by `Pmu::handle_overflows`;
 //! - a vCPU put on CPU 0, loaded and run on CPU 1 while another vCPU runs on CPU 0, then back:
 //!   both exact (`-smp 2`);
-//! - cost at EL2: `vcpu_load` 247 instructions and `vcpu_put` 194 with 5 event counters and the
+//! - cost at EL2: `vcpu_load` about 250 instructions and `vcpu_put` about 195 with 5 event counters and the
 //!   cycle counter live (`opt-level = 2`).
 //!
 //! QEMU 7.2 itself raises the PMU interrupt on time for `CPU_CYCLES` but not for
