@@ -1,6 +1,7 @@
 //! [`HwBackend`]: guest counters on the physical PMU.
 
 use vpmu::backend::{BackendError, CountRequest, CounterBackend, CounterId, ErrorKind};
+use vpmu::config::PmuVersion;
 use vpmu::field::{EvtypeFilter, Pmcr};
 
 use crate::regs::{mdcr_el2, PmuRegs};
@@ -108,6 +109,8 @@ pub struct HwBackend<R: PmuRegs> {
     loaded: bool,
     /// Event counters backed: `min(PMCR.N, HPMN)`.
     counters: u8,
+    /// `ID_AA64DFR0_EL1.PMUVer`.
+    pmuver: u8,
     /// PMUv3p5: event counters are 64 bits and the backend sets `PMCR.LP`.
     long_events: bool,
     /// `PMCEID0`/`PMCEID1` of the physical PMU.
@@ -148,6 +151,7 @@ impl<R: PmuRegs> HwBackend<R> {
         let pmuver = ((regs.read_id_aa64dfr0() >> 8) & 0xf) as u8;
         Self {
             counters: n.min(hpmn),
+            pmuver,
             // 6 = PMUv3p5 and later; 0xf is an IMPLEMENTATION DEFINED PMU, not PMUv3.
             long_events: (6..0xf).contains(&pmuver),
             ceid: regs.read_pmceid(),
@@ -190,6 +194,32 @@ impl<R: PmuRegs> HwBackend<R> {
     #[must_use]
     pub const fn is_loaded(&self) -> bool {
         self.loaded
+    }
+
+    /// The PMU version to give guests: the physical one (`ID_AA64DFR0_EL1.PMUVer`), capped at
+    /// what vpmu emulates; `None` if the physical PMU is not a PMUv3.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::config::{PmuConfig, PmuVersion};
+    /// use vpmu::CounterBackend;
+    /// use vpmu_hw::{sim::SimPmu, HwBackend};
+    /// let b = HwBackend::new(SimPmu::cortex_a57());
+    /// assert_eq!(b.pmu_version(), Some(PmuVersion::V3));
+    /// let _cfg = PmuConfig::builder().counters(b.max_event_counters()).version(PmuVersion::V3).build()?;
+    /// assert_eq!(HwBackend::new(SimPmu::max()).pmu_version(), Some(PmuVersion::V3p5));
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub const fn pmu_version(&self) -> Option<PmuVersion> {
+        match self.pmuver {
+            1..=3 => Some(PmuVersion::V3),
+            4 => Some(PmuVersion::V3p1),
+            5 => Some(PmuVersion::V3p4),
+            6..=0xe => Some(PmuVersion::V3p5),
+            _ => None,
+        }
     }
 
     /// Whether the event counters are 64 bits wide (PMUv3p5 and later).
