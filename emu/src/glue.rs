@@ -1,11 +1,12 @@
-//! Every call this crate makes into vpmu, in one small module: when vpmu's API moves (the
-//! host contract: `irq_level(&mut self)`, the emulator helpers on any `EmulatedBackend`, a
-//! `Pstate` instead of an `El`), only this file changes.
+//! Every call this crate makes into vpmu, in one small module: when vpmu's API moves, only
+//! this file changes. It uses the emulator side of the host contract: a [`SoftBackend`]
+//! (an `EmulatedBackend`) fed through `Pmu::count`/`set_el`/`events_until_overflow`,
+//! `Pmu::handle` with a [`Pstate`], `irq_level` before every guest entry.
 
 use vpmu::config::{ConfigError, PmuConfig};
 use vpmu::decode::{decode_insn, Decoded, Direction, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, GuestRegs, Outcome, Pmu, SoftBackend, SysregAccess};
+use vpmu::{El, GuestRegs, Outcome, Pmu, Pstate, SoftBackend, SysregAccess};
 
 /// `INST_RETIRED`: counted exactly (block hook plus the offset inside the block).
 pub const INST_RETIRED: u16 = 0x08;
@@ -88,6 +89,7 @@ impl GuestPmu {
         let cfg = PmuConfig::builder().counters(counters).build()?;
         let mut pmu = Pmu::new(cfg, SoftBackend::with_events(&EVENTS))?;
         pmu.start();
+        pmu.vcpu_load(); // the vCPU runs on this thread from now on
         Ok(Self { pmu })
     }
 
@@ -108,7 +110,11 @@ impl GuestPmu {
     pub(crate) fn access(&mut self, access: PmuAccess, el: El, xt: u64) -> Access {
         let a = access.0;
         let mut rt = Rt { value: xt, written: None };
-        match self.pmu.handle(&a, el, &mut rt) {
+        let pstate = match el {
+            El::El0 => Pstate::EL0,
+            El::El1 => Pstate::EL1,
+        };
+        match self.pmu.handle(&a, pstate, &mut rt) {
             Outcome::Read(v) => {
                 let n = match (a.dir, a.xfer) {
                     (Direction::Read, Xfer::A64 { rt }) => rt.get(),
@@ -116,7 +122,8 @@ impl GuestPmu {
                 };
                 Access::Read { rt: n, value: rt.written.unwrap_or(v) }
             }
-            Outcome::Written => Access::Written,
+            // A64 accesses have no condition; an AArch32 one that failed it is skipped.
+            Outcome::Written | Outcome::ConditionFailed => Access::Written,
             Outcome::Undefined => Access::Undefined,
             Outcome::TrapToEl1 => Access::Trap,
             Outcome::NotPmu(_) => Access::NotPmu,
