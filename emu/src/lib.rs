@@ -60,8 +60,11 @@
 //! under it); the IRQ after an `MRS` that raised the line (none does today) would be taken at
 //! the end of its block.
 
+#![deny(unsafe_code)]
+
 pub mod glue;
 pub mod guests;
 pub mod machine;
+mod syshook;
 
 pub use machine::{Error, Machine, Stats};

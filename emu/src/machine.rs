@@ -17,7 +17,7 @@
 //!   is not run; it is run again with unicorn's stop address at the instruction right
 //!   after the overflowing one, so the interrupt is taken exactly there.
 
-use unicorn_engine::{Arch, Arm64Insn, Mode, Prot, Query, RegisterARM64, RegisterARM64CP, Unicorn};
+use unicorn_engine::{Arch, Mode, Prot, Query, RegisterARM64, RegisterARM64CP, Unicorn};
 use vpmu::El;
 
 use crate::glue::{Access, GuestPmu};
@@ -137,7 +137,7 @@ pub struct Stats {
 /// The vCPU's state that the hooks share (unicorn's user data). `repr(C)`: the fields the
 /// block hook touches come first, on one cache line.
 #[repr(C)]
-struct State {
+pub(crate) struct State {
     /// Instructions retired before the current block.
     base: u64,
     blk_start: u64,
@@ -264,6 +264,8 @@ pub struct Machine {
     uc: Uc<'static>,
     /// Per `emu_start` call, microseconds (0: none).
     timeout_us: u64,
+    /// The `MRS`/`MSR` hooks' state, alive as long as the engine (dropped after `uc`).
+    _sys_hooks: [Box<crate::syshook::SysHook>; 2],
 }
 
 impl Machine {
@@ -310,10 +312,9 @@ impl Machine {
         uc.reg_write_arm64_coproc(&mdcr.val(mdcr.val | 1 << 6))?;
         uc.reg_write(RegisterARM64::SP, STACK_TOP)?;
         uc.add_block_hook(1, 0, block_hook)?;
-        uc.add_insn_sys_hook_arm64(Arm64Insn::UC_ARM64_INS_MRS, 1, 0, |uc, reg, c| sys_hook(uc, reg, c, true))?;
-        uc.add_insn_sys_hook_arm64(Arm64Insn::UC_ARM64_INS_MSR, 1, 0, |uc, reg, c| sys_hook(uc, reg, c, false))?;
+        let sys_hooks = [crate::syshook::add(&mut uc, true)?, crate::syshook::add(&mut uc, false)?];
         uc.add_intr_hook(intr_hook)?;
-        Ok(Self { uc, timeout_us: 0 })
+        Ok(Self { uc, timeout_us: 0, _sys_hooks: sys_hooks })
     }
 
     /// Limits each `emu_start` call to `us` microseconds of host time (0: no limit); a run
@@ -525,7 +526,7 @@ fn block_hook_slow(uc: &mut Uc<'_>, addr: u64) {
 
 /// `MRS`/`MSR` of a system register: returns true when the access has been emulated (QEMU
 /// skips it).
-fn sys_hook(uc: &mut Uc<'_>, reg: RegisterARM64, c: &RegisterARM64CP, read: bool) -> bool {
+pub(crate) fn sys_hook(uc: &mut Uc<'_>, reg: RegisterARM64, c: &RegisterARM64CP, read: bool) -> bool {
     // Only PMU registers (op0 = 3, CRn = 9 or 14) are ours.
     if c.op0 != 3 || (c.crn != 9 && c.crn != 14) {
         return false;
