@@ -88,7 +88,7 @@ impl GuestPmu {
     pub fn new(counters: u8) -> Result<Self, ConfigError> {
         let cfg = PmuConfig::builder().counters(counters).build()?;
         let mut pmu = Pmu::new(cfg, SoftBackend::with_events(&EVENTS))?;
-        pmu.start();
+        pmu.lock_config(); // the vCPU runs: the configuration is fixed from now on
         pmu.vcpu_load(); // the vCPU runs on this thread from now on
         Ok(Self { pmu })
     }
@@ -126,7 +126,8 @@ impl GuestPmu {
             Outcome::Written | Outcome::ConditionFailed => Access::Written,
             Outcome::Undefined => Access::Undefined,
             Outcome::TrapToEl1 => Access::Trap,
-            Outcome::NotPmu(_) => Access::NotPmu,
+            // A kind of outcome this machine does not know: the safe answer is UNDEFINED.
+            _ => Access::Undefined,
         }
     }
 
