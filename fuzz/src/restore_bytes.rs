@@ -149,8 +149,7 @@ fn fixtures(state: &PmuState) -> Vec<Pmu<SoftBackend>> {
     let mut out = Vec::new();
     for (counters, version) in own.into_iter().chain([(6, PmuVersion::V3p5)]) {
         for permissive in [true, false] {
-            let cfg =
-                PmuConfig::builder().counters(counters).version(version).aarch32_el0(permissive).el3(permissive).build();
+            let cfg = PmuConfig::builder().counters(counters).version(version).aarch32_el0(permissive).el3(permissive).build();
             let Ok(cfg) = cfg else { continue };
             let Ok(mut pmu) = Pmu::new(cfg, SoftBackend::new()) else { continue };
             busy(&mut pmu);
