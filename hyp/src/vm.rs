@@ -1,0 +1,125 @@
+//! Every call the hypervisor makes into vpmu, in one place: the VM-wide configuration, one
+//! `Pmu` per vCPU, the trapped-access entry point, the interrupt level, and the physical PMU
+//! interrupt. A change of vpmu's API is a change of this file only.
+
+use vpmu::config::{PmuConfig, PmuIrq, PmuVersion};
+use vpmu::decode::{decode_esr, Decoded};
+use vpmu::reg::PmuReg;
+use vpmu::{El, GuestRegs, Outcome, Pmu};
+
+use crate::sysreg::mrs;
+
+/// The counter backend of every vCPU's PMU.
+pub type Backend = vpmu::backend::SoftBackend;
+/// One vCPU's virtual PMU.
+pub type VPmu = Pmu<Backend>;
+
+/// The physical PMU's `PMCR_EL0.N`: how many event counters the guest gets (`MDCR_EL2.HPMN`).
+pub fn physical_counters() -> u8 {
+    ((mrs!("pmcr_el0") >> 11) & 0x1f) as u8
+}
+
+/// The VM-wide configuration: the physical PMU's number of counters and version, the PMU
+/// interrupt on the DT's PPI.
+pub fn vm_config() -> Option<PmuConfig> {
+    let version = match (mrs!("id_aa64dfr0_el1") >> 8) & 0xf {
+        1 => PmuVersion::V3,
+        4 => PmuVersion::V3p1,
+        5 => PmuVersion::V3p4,
+        _ => PmuVersion::V3p5,
+    };
+    PmuConfig::builder().counters(physical_counters()).version(version).irq(PmuIrq::Ppi(crate::gic::PMU_PPI as u16)).build().ok()
+}
+
+/// A vCPU's PMU in its reset state, its configuration fixed.
+pub fn new_pmu(cfg: PmuConfig) -> Option<VPmu> {
+    let mut pmu = Pmu::new(cfg, Backend::new()).ok()?;
+    pmu.start();
+    Some(pmu)
+}
+
+/// What a trapped system register access became.
+pub enum Access {
+    /// Emulated (the value, for a read, is in Rt): skip the instruction. The statistics slot.
+    Done(usize),
+    /// Inject UNDEFINED into the guest.
+    Undefined(usize),
+    /// Inject the EC 0x18 trap into the guest's EL1 (EL0 access that `PMUSERENR` forbids).
+    TrapToEl1(usize),
+    /// Not a PMU register.
+    NotPmu,
+}
+
+/// The guest's exception level from `SPSR_EL2.M[3:2]`.
+pub fn el_of(spsr: u64) -> El {
+    if (spsr >> 2) & 3 == 0 {
+        El::El0
+    } else {
+        El::El1
+    }
+}
+
+/// Hands a trapped `MRS`/`MSR` (EC 0x18) to the vCPU's PMU.
+pub fn handle_sysreg(pmu: &mut VPmu, esr: u64, spsr: u64, regs: &mut impl GuestRegs) -> Access {
+    let access = match decode_esr(esr) {
+        Ok(Decoded::Pmu(a)) => a,
+        _ => return Access::NotPmu,
+    };
+    let slot = reg_slot(access.reg);
+    match pmu.handle(&access, el_of(spsr), regs) {
+        Outcome::Read(_) | Outcome::Written => Access::Done(slot),
+        Outcome::Undefined => Access::Undefined(slot),
+        Outcome::TrapToEl1 => Access::TrapToEl1(slot),
+        _ => Access::NotPmu,
+    }
+}
+
+/// The level of the vCPU's PMU interrupt.
+pub fn irq_level(pmu: &mut VPmu) -> bool {
+    pmu.irq_level()
+}
+
+/// The physical PMU interrupt fired on this CPU: let the backend and the `Pmu` fold the
+/// overflows (the soft backend never overflows: nothing to do).
+pub fn physical_pmu_interrupt(pmu: &mut VPmu) {
+    pmu.sync();
+}
+
+/// Names of the statistics slots.
+pub const REG_NAMES: [&str; 15] = [
+    "PMCR_EL0",
+    "PMCNTENSET/CLR_EL0",
+    "PMOVSSET/CLR_EL0",
+    "PMSWINC_EL0",
+    "PMSELR_EL0",
+    "PMCEID0-3_EL0",
+    "PMCCNTR_EL0",
+    "PMXEVTYPER_EL0",
+    "PMXEVCNTR_EL0",
+    "PMUSERENR_EL0",
+    "PMINTENSET/CLR_EL1",
+    "PMMIR_EL1",
+    "PMEVCNTR<n>_EL0",
+    "PMEVTYPER<n>_EL0",
+    "PMCCFILTR_EL0",
+];
+
+fn reg_slot(reg: PmuReg) -> usize {
+    match reg {
+        PmuReg::Pmcr => 0,
+        PmuReg::Pmcntenset | PmuReg::Pmcntenclr => 1,
+        PmuReg::Pmovsset | PmuReg::Pmovsclr => 2,
+        PmuReg::Pmswinc => 3,
+        PmuReg::Pmselr => 4,
+        PmuReg::Pmceid0 | PmuReg::Pmceid1 | PmuReg::Pmceid2 | PmuReg::Pmceid3 => 5,
+        PmuReg::Pmccntr => 6,
+        PmuReg::Pmxevtyper => 7,
+        PmuReg::Pmxevcntr => 8,
+        PmuReg::Pmuserenr => 9,
+        PmuReg::Pmintenset | PmuReg::Pmintenclr => 10,
+        PmuReg::Pmmir => 11,
+        PmuReg::Pmevcntr(_) => 12,
+        PmuReg::Pmevtyper(_) => 13,
+        PmuReg::Pmccfiltr => 14,
+    }
+}
