@@ -70,8 +70,10 @@ fn el2_setup(cpu: usize) {
     // HCCD keep EL2 out of every count.
     let n = u64::from(vm::physical_counters());
     msr!("mdcr_el2", (1 << 23) | (1 << 17) | (1 << 6) | (1 << 5) | n);
-    // EL0 PMU accesses must reach EL2 (then vpmu applies the guest's PMUSERENR).
-    msr!("pmuserenr_el0", 0xf);
+    // EL0 PMU accesses must pass the EL1 check to reach EL2 (then vpmu applies the guest's
+    // PMUSERENR). EN only: QEMU 7.2 lets an EL0 access that CR, ER or SW allow skip the
+    // MDCR_EL2.TPM trap.
+    msr!("pmuserenr_el0", 1);
     msr!("cnthctl_el2", 0b11);
     msr!("cntvoff_el2", 0);
     let pfr0 = mrs!("id_aa64pfr0_el1");
