@@ -21,12 +21,12 @@ abi_pkg=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/^ *Depends: \(li
 kpkg=${abi_pkg}-unsigned
 abi=${abi_pkg#linux-image-}
 
-get() { # download packages (name without arch) not already here
-  local p
+get() { # download the packages (names without arch) not already here, in one apt-get call
+  local p want=()
   for p in "$@"; do
-    ls "${p}"_*_arm64.deb "${p}"_*_all.deb >/dev/null 2>&1 && continue
-    apt-get download -q "$p:arm64" >&2 || apt-get download -q "$p" >&2
+    compgen -G "${p}_*.deb" >/dev/null || want+=("$p:arm64")
   done
+  [ ${#want[@]} -eq 0 ] || apt-get download -q "${want[@]}" >&2
 }
 extract() {
   local d
@@ -36,28 +36,38 @@ extract() {
     touch "$cache/root/.done-$d"
   done
 }
+find_so() {
+  find "$cache/root/lib/aarch64-linux-gnu" "$cache/root/usr/lib/aarch64-linux-gnu" -maxdepth 1 -name "$1" 2>/dev/null | head -n1
+}
+# The shared libraries perf needs: its NEEDED closure; an unresolved name is looked for in
+# the library Depends of the packages we have, a level at a time.
+missing_sonames() {
+  local todo=("$cache/root/usr/bin/perf") f so src
+  declare -A seen=()
+  while [ ${#todo[@]} -gt 0 ]; do
+    f=${todo[0]}
+    todo=("${todo[@]:1}")
+    for so in $(aarch64-linux-gnu-readelf -d "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      [ -n "${seen[$so]:-}" ] && continue
+      seen[$so]=1
+      src=$(find_so "$so")
+      if [ -n "$src" ]; then todo+=("$src"); else echo "$so"; fi
+    done
+  done
+}
 get "$kpkg" linux-perf busybox-static
 extract
-
-# perf's shared libraries: resolve NEEDED through the packages' Depends, a few levels deep.
-perf_bin=$cache/root/usr/bin/perf
 for _round in 1 2 3 4 5 6; do
-  missing=()
-  mapfile -t needed < <(
-    { echo "$perf_bin"; find "$cache/root/lib" "$cache/root/usr/lib" -name '*.so*' -type f 2>/dev/null; } |
-      xargs aarch64-linux-gnu-readelf -d 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u)
-  for so in "${needed[@]}"; do
-    if ! find "$cache/root/lib" "$cache/root/usr/lib" -name "$so" 2>/dev/null | grep -q .; then missing+=("$so"); fi
-  done
-  [ ${#missing[@]} -eq 0 ] && break
-  # Next level: the library Depends of every package we have.
-  deps=$(for d in ./*.deb; do dpkg-deb -f "$d" Depends 2>/dev/null; done | tr ',' '\n' |
+  missing=$(missing_sonames | grep -v '^ld-linux-aarch64.so.1$' || true)
+  [ -z "$missing" ] && break
+  deps=$(for d in *.deb; do dpkg-deb -f "$d" Depends 2>/dev/null; done | tr ',' '\n' |
     sed 's/([^)]*)//g; s/|.*//; s/:any//; s/ //g' | grep -E '^(lib|zlib)' | sort -u)
-  before=$(ls ./*.deb | wc -l)
+  before=$(ls *.deb | wc -l)
   # shellcheck disable=SC2086
   get $deps
   extract
-  [ "$(ls ./*.deb | wc -l)" -gt "$before" ] || { echo "fetch-debian: unresolved: ${missing[*]}" >&2; exit 1; }
+  [ "$(ls *.deb | wc -l)" -gt "$before" ] || { echo "fetch-debian: unresolved: $missing" >&2; exit 1; }
 done
+[ -z "$(missing_sonames | grep -v '^ld-linux-aarch64.so.1$' || true)" ] || { echo "fetch-debian: unresolved libraries" >&2; exit 1; }
 echo "$abi" > "$cache/abi"
 echo "$cache/root/boot/vmlinuz-$abi"
