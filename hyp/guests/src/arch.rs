@@ -229,6 +229,42 @@ ccnt_around_nop:
     sub x0, x2, x1
     ret
 
+    /* Timing loops for the EL2 cost figure: x0 iterations; return the CNTVCT_EL0 delta. */
+    .global time_mrs_pmccntr
+time_mrs_pmccntr:
+    isb
+    mrs x3, cntvct_el0
+1:  mrs x1, pmccntr_el0
+    subs x0, x0, #1
+    b.ne 1b
+    isb
+    mrs x4, cntvct_el0
+    sub x0, x4, x3
+    ret
+    .global time_msr_pmcr
+time_msr_pmcr:
+    /* x1: the value to write */
+    isb
+    mrs x3, cntvct_el0
+1:  msr pmcr_el0, x1
+    subs x0, x0, #1
+    b.ne 1b
+    isb
+    mrs x4, cntvct_el0
+    sub x0, x4, x3
+    ret
+    .global time_nop
+time_nop:
+    isb
+    mrs x3, cntvct_el0
+1:  nop
+    subs x0, x0, #1
+    b.ne 1b
+    isb
+    mrs x4, cntvct_el0
+    sub x0, x4, x3
+    ret
+
     /* The UNDEF probe: PMEVCNTR<N>_EL0 for the N the caller checked. */
     .global read_pmevcntr6
 read_pmevcntr6:
@@ -250,6 +286,33 @@ extern "C" {
     #[allow(dead_code)]
     fn ccnt_around_nop() -> u64;
     fn read_pmevcntr6() -> u64;
+    fn time_mrs_pmccntr(n: u64) -> u64;
+    fn time_msr_pmcr(n: u64, v: u64) -> u64;
+    fn time_nop(n: u64) -> u64;
+}
+
+/// What a timing loop runs per iteration besides SUBS and B.NE.
+#[derive(Clone, Copy)]
+pub enum Timed {
+    /// `MRS X1, PMCCNTR_EL0` (trapped).
+    MrsPmccntr,
+    /// `MSR PMCR_EL0, X1` (trapped), writing PMCR's current value.
+    MsrPmcr(u64),
+    /// `NOP`.
+    Nop,
+}
+
+/// `CNTVCT_EL0` ticks for `n` iterations of a timing loop.
+pub fn time(t: Timed, n: u64) -> u64 {
+    // SAFETY: register-only loops; the PMU accesses are emulated by the hypervisor (the PMCR
+    // write stores the value it already holds).
+    unsafe {
+        match t {
+            Timed::MrsPmccntr => time_mrs_pmccntr(n),
+            Timed::MsrPmcr(v) => time_msr_pmcr(n, v),
+            Timed::Nop => time_nop(n),
+        }
+    }
 }
 
 /// The exception the vectors recorded: `ESR_EL1`, `ELR_EL1`, how many.

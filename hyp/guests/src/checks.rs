@@ -204,7 +204,25 @@ pub fn cpu0() {
     overflow_irq("overflow-irq");
     timer_irq("timer-irq");
     exact_checks();
+    measure();
     smp();
+}
+
+/// The figure: instructions per trapped PMU access (trap entry, vpmu, return), from virtual
+/// time. Meaningful under `-icount shift=0` only, where one instruction is one nanosecond and
+/// `CNTVCT_EL0` (62.5 MHz) ticks every 16 instructions.
+fn measure() {
+    const N: u64 = 20_000;
+    let freq = mrs!("cntfrq_el0");
+    let ns_per_tick = 1_000_000_000 / freq.max(1);
+    let base = arch::time(arch::Timed::Nop, N);
+    for (name, t) in [("MRS PMCCNTR_EL0", arch::Timed::MrsPmccntr), ("MSR PMCR_EL0", arch::Timed::MsrPmcr(mrs!("pmcr_el0")))] {
+        let ticks = arch::time(t, N);
+        // Per iteration: the trap replaces the NOP; add it back (the trapped instruction
+        // itself does not retire at EL1).
+        let milli = (ticks.saturating_sub(base) * ns_per_tick * 1000) / N + 1000;
+        crate::gprintln!("measure {name}: {}.{:03} instructions per trapped access (icount)", milli / 1000, milli % 1000);
+    }
 }
 
 /// EL0 accesses under each PMUSERENR_EL0 setting.

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# CI for hyp/: builds the EL2 hypervisor and its EL1 test guest, boots the guest under it on
+# 1 and 2 CPUs, then Debian's arm64 Linux with perf: under the hypervisor (perf stat, perf
+# record) and, under -icount shift=0, directly on QEMU's PMU and under the hypervisor, whose
+# user-space instruction counts of the known loop must be equal. One line per check; exits
+# non-zero on any failed or missing check.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+t0=$(date +%s)
+fail=0
+pass() { echo "hyp: ok   $*"; }
+bad() { echo "hyp: FAIL $*"; fail=1; }
+
+# --- tools ---------------------------------------------------------------------------------
+need=()
+for p in qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu cpio; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" || { echo "hyp: FAIL apt-get install ${need[*]}"; exit 1; }
+fi
+rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none-softfloat || rustup target add aarch64-unknown-none-softfloat
+
+# --- build ---------------------------------------------------------------------------------
+target=aarch64-unknown-none-softfloat
+hyp=$root/hyp/target/$target/release/vpmu-hyp
+for crate in hyp hyp/guests; do
+  if (cd "$crate" && cargo build --release -j2 -q && cargo clippy --release -j2 -q -- -D warnings && cargo fmt --check); then
+    pass "build, clippy -D warnings, fmt: $crate"
+  else
+    bad "build, clippy -D warnings, fmt: $crate"
+  fi
+done
+guest=$root/hyp/target/guest.bin
+aarch64-linux-gnu-objcopy -O binary "$root/hyp/guests/target/$target/release/vpmu-hyp-guest" "$guest" || bad "objcopy guest"
+[ "$fail" = 0 ] || { echo "hyp: FAILED (build)"; exit 1; }
+
+qargs=(-M virt,virtualization=on,gic-version=3 -cpu max -m 1G -nographic -no-reboot -kernel "$hyp")
+
+# --- the EL1 test guest --------------------------------------------------------------------
+checks1=(pmcr-n undef-pmevcntr-n sw-incr pmselr-pmxevcntr chain
+  el0-denied-pmccntr el0-denied-pmevcntr el0-denied-pmswinc el0-en-pmcr el0-en-pmevcntr-write
+  el0-sw-pmswinc el0-sw-pmccntr el0-cr-pmccntr el0-cr-pmevcntr el0-er-pmevcntr el0-er-pmevcntr-write
+  overflow-irq timer-irq)
+checks2=("${checks1[@]}" cpu1-up cpu1-pmcr-reset cpu1-overflow-irq cpu1-timer-irq cpu1-sgi cpu1-pmu-private sgi-to-cpu1 cpu0-pmu-private)
+for smp in 1 2; do
+  log=$root/hyp/target/guest-smp$smp.log
+  timeout 60 qemu-system-aarch64 "${qargs[@]}" -smp "$smp" -device loader,file="$guest",addr=0x40400000,force-raw=on >"$log" 2>&1
+  if [ "$smp" = 1 ]; then list=("${checks1[@]}"); else list=("${checks2[@]}"); fi
+  for c in "${list[@]}"; do
+    line=$(grep -a "check $c: " "$log" | head -n1 | tr -d '\r')
+    case "$line" in
+      *": ok "*) pass "guest smp=$smp $c" ;;
+      "") bad "guest smp=$smp $c: missing" ;;
+      *) bad "guest smp=$smp ${line#*check }" ;;
+    esac
+  done
+  grep -aq "check .*: FAIL" "$log" && bad "guest smp=$smp: $(grep -a 'check .*: FAIL' "$log" | head -n3 | tr -d '\r')"
+  grep -aq "summary: .* 0 failed" "$log" && pass "guest smp=$smp summary" || bad "guest smp=$smp summary"
+  grep -aq "stats: trapped PMU accesses" "$log" && pass "guest smp=$smp hypervisor statistics" || bad "guest smp=$smp hypervisor statistics"
+done
+
+# --- Linux ---------------------------------------------------------------------------------
+loops=5000000
+want_insns=$((2 * loops + 5))
+if ! hyp/fetch-debian.sh >"$root/hyp/target/fetch.log" 2>&1; then
+  bad "fetch Debian packages: $(tail -n3 "$root/hyp/target/fetch.log")"
+  echo "hyp: FAILED"
+  exit 1
+fi
+pass "fetch Debian arm64 packages (kernel $(cat hyp/.cache/abi))"
+LOOPS=$loops hyp/linux/mk-initramfs.sh hyp/.cache/initramfs.cpio.gz 2>/dev/null && pass "initramfs" || bad "initramfs"
+
+stat_of() { grep -a "vpmu-linux: stat $2 " "$1" | head -n1 | awk '{print $4}' | tr -d '\r'; }
+linux() { # name, run-linux.sh args
+  local name=$1
+  shift
+  local log=$root/hyp/target/linux-$name.log
+  hyp/run-linux.sh --timeout 400 "$@" >"$log" 2>&1
+  if grep -aq "vpmu-linux: done" "$log"; then pass "linux $name: booted, perf ran"; else bad "linux $name: did not finish ($(grep -a -m1 -E 'panic|FATAL' "$log" | tr -d '\r'))"; fi
+}
+
+# 1. Under the hypervisor, 2 CPUs, no icount: perf stat counts, perf record gets samples.
+linux hyp-smp2 --smp 2
+log=$root/hyp/target/linux-hyp-smp2.log
+ins=$(stat_of "$log" instructions:u)
+cyc=$(stat_of "$log" cycles:u)
+[ "${cyc:-0}" -gt 0 ] 2>/dev/null && pass "linux hyp-smp2 perf stat cycles:u $cyc" || bad "linux hyp-smp2 perf stat cycles:u '${cyc}'"
+n=$(grep -a "vpmu-linux: record samples" "$log" | awk '{print $4}' | tr -d '\r')
+[ "${n:-0}" -gt 10 ] 2>/dev/null && pass "linux hyp-smp2 perf record samples $n" || bad "linux hyp-smp2 perf record samples '${n}'"
+grep -a "stats: vPMU interrupts injected" "$log" | grep -aq "injected [1-9]" && pass "linux hyp-smp2 vPMU interrupts injected" || bad "linux hyp-smp2 vPMU interrupts injected"
+grep -aq "stats:   PMCR_EL0" "$log" && pass "linux hyp-smp2 statistics at power-off" || bad "linux hyp-smp2 statistics at power-off"
+
+# 2. The differential under -icount shift=0: the same kernel on QEMU's own PMU, then under vpmu.
+linux direct-icount --direct --icount
+linux hyp-icount --icount
+d=$(stat_of "$root/hyp/target/linux-direct-icount.log" instructions:u)
+h=$(stat_of "$root/hyp/target/linux-hyp-icount.log" instructions:u)
+[ "$d" = "$want_insns" ] && pass "linux direct-icount instructions:u $d (2 * $loops + 5)" || bad "linux direct-icount instructions:u '$d', want $want_insns"
+[ -n "$h" ] && [ "$h" = "$d" ] && pass "linux hyp-icount instructions:u $h == direct $d" || bad "linux hyp-icount instructions:u '$h' != direct '$d'"
+hc=$(stat_of "$root/hyp/target/linux-hyp-icount.log" cycles:u)
+dc=$(stat_of "$root/hyp/target/linux-direct-icount.log" cycles:u)
+[ -n "$hc" ] && [ "$hc" = "$dc" ] && pass "linux hyp-icount cycles:u $hc == direct $dc" || bad "linux hyp-icount cycles:u '$hc' != direct '$dc'"
+
+echo "hyp: $(( $(date +%s) - t0 )) s"
+if [ "$fail" = 0 ]; then echo "hyp: PASSED"; else echo "hyp: FAILED"; exit 1; fi
