@@ -21,7 +21,7 @@ use std::hint::black_box;
 use vpmu::config::{PmuConfig, EVENT_CPU_CYCLES, EVENT_INST_RETIRED, EVENT_SW_INCR};
 use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Outcome, Pmu, SoftBackend};
+use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend};
 
 fn esr(reg: PmuReg, dir: Direction, rt: u8) -> u64 {
     SysregAccess { reg, dir, xfer: Xfer::A64 { rt: Gpr::new(rt).unwrap() } }.to_esr().unwrap()
@@ -59,7 +59,7 @@ fn main() {
     for _ in 0..n {
         let esr = mix[j];
         j = if j + 1 == mix.len() { 0 } else { j + 1 };
-        let out = pmu.handle_esr(black_box(esr), El::El1, &mut x);
+        let out = pmu.handle_esr(black_box(esr), Pstate::EL1, &mut x);
         sum = sum.wrapping_add(x[2]);
         black_box(out.ok());
     }

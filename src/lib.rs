@@ -26,7 +26,7 @@
 //! ## A trap, end to end
 //!
 //! ```
-//! use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu};
+//! use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu, Pstate};
 //!
 //! let mut pmu = Pmu::new(PmuConfig::builder().counters(6).build()?, SoftBackend::new())?;
 //! let mut x = [0u64; 31]; // the vCPU's X0..X30
@@ -34,10 +34,11 @@
 //!
 //! // The guest executed `MSR PMCR_EL0, X1`; it trapped to EL2 with this syndrome.
 //! let esr = 0x6230_e438;
-//! match pmu.handle_esr(esr, El::El1, &mut x) {
+//! match pmu.handle_esr(esr, Pstate::EL1, &mut x) {
 //!     Ok(Outcome::Read(_) | Outcome::Written) => { /* advance the guest's PC */ }
 //!     Ok(Outcome::Undefined) => { /* inject an UNDEFINED exception */ }
 //!     Ok(Outcome::TrapToEl1) => { /* take the trap to the guest's EL1 */ }
+//!     Ok(Outcome::ConditionFailed) => { /* an AArch32 condition failed: skip it */ }
 //!     Ok(Outcome::NotPmu(_)) => { /* hand the trap to the other sysreg handlers */ }
 //!     Err(_) => { /* not a system register trap at all */ }
 //! }
@@ -105,10 +106,10 @@ mod pmu;
 pub mod reg;
 pub mod snapshot;
 
-pub use backend::{CounterBackend, SoftBackend};
+pub use backend::{CounterBackend, EmulatedBackend, PendingOverflow, SoftBackend};
 pub use config::{PmuConfig, PmuVersion};
 pub use decode::SysregAccess;
-pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu};
+pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu, Pstate};
 pub use snapshot::{OneRegError, PmuState, SnapshotError};
 
 /// The README's examples, compiled and run as doctests.

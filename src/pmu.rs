@@ -2,9 +2,9 @@
 
 use core::fmt;
 
-use crate::backend::{CountRequest, CounterBackend, CounterId};
+use crate::backend::{CountRequest, CounterBackend, CounterId, EmulatedBackend};
 use crate::config::{ConfigError, El0Denial, PmuConfig, PmuVersion, EVENTS_STALL_SLOT, EVENT_CHAIN, EVENT_CPU_CYCLES, EVENT_SW_INCR};
-use crate::decode::{decode_esr, decode_insn, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
+use crate::decode::{decode_esr, decode_insn, Cond, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
 use crate::field::{EvtypeFilter, Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
 use crate::reg::{EventCounter, PmuReg, CYCLE_COUNTER_BIT};
@@ -19,6 +19,98 @@ pub enum El {
     El0,
     /// EL1: the guest kernel.
     El1,
+}
+
+/// The guest's `PSTATE` when it trapped, as far as vpmu needs it: the exception level, and
+/// for an AArch32 guest the condition flags and `IT` state that decide whether a trapped
+/// conditional instruction executes.
+///
+/// A hypervisor builds it from `SPSR_EL2` ([`Pstate::from_spsr`]); an AArch64 guest's
+/// `MRS`/`MSR` are never conditional, so [`Pstate::EL0`] and [`Pstate::EL1`] (or
+/// `Pstate::from(el)`) do for it.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{El, Pstate};
+/// // AArch32 SVC mode (EL1), Z set:
+/// let p = Pstate::from_spsr(0x4000_01d3).unwrap();
+/// assert_eq!(p.el(), El::El1);
+/// assert_eq!(Pstate::from_spsr(0x3c5).map(Pstate::el), Some(El::El1)); // AArch64 EL1h
+/// assert_eq!(Pstate::from_spsr(0x3c9), None);                          // EL2h: not a guest's
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Pstate {
+    el: El,
+    /// `N`, `Z`, `C`, `V` in bits \[31:28\], the rest zero.
+    nzcv: u32,
+    /// AArch32 `IT[7:0]`, 0 outside an IT block (and always for A32 or AArch64).
+    it: u8,
+}
+
+impl Pstate {
+    /// An AArch64 guest at EL0 (flags clear).
+    pub const EL0: Pstate = Pstate { el: El::El0, nzcv: 0, it: 0 };
+    /// An AArch64 guest at EL1 (flags clear).
+    pub const EL1: Pstate = Pstate { el: El::El1, nzcv: 0, it: 0 };
+
+    /// The guest's state from the `SPSR_EL2` (or `SPSR_EL1`, for an emulator) of the
+    /// exception that trapped: AArch64 `EL0t`, `EL1t`, `EL1h`, or an AArch32 mode (`usr` is
+    /// EL0; `fiq`, `irq`, `svc`, `abt`, `und`, `sys` are EL1). `None` for EL2, EL3 and
+    /// reserved modes, which are not a guest's.
+    #[must_use]
+    pub const fn from_spsr(spsr: u64) -> Option<Pstate> {
+        let m = spsr & 0x1f;
+        let el = if m & 0x10 == 0 {
+            match m {
+                0b0000 => El::El0,
+                0b0100 | 0b0101 => El::El1,
+                _ => return None,
+            }
+        } else {
+            match m & 0xf {
+                0b0000 => El::El0,
+                0b0001 | 0b0010 | 0b0011 | 0b0111 | 0b1011 | 0b1111 => El::El1,
+                _ => return None,
+            }
+        };
+        let aarch32_thumb = m & 0x10 != 0 && spsr & (1 << 5) != 0;
+        let it = if aarch32_thumb { (((spsr >> 8) & 0xfc) | ((spsr >> 25) & 0x3)) as u8 } else { 0 };
+        Some(Pstate { el, nzcv: (spsr as u32) & 0xf000_0000, it })
+    }
+
+    /// The exception level.
+    #[must_use]
+    pub const fn el(self) -> El {
+        self.el
+    }
+
+    /// Whether a trapped AArch32 instruction with syndrome condition `cond` (`None`: the
+    /// syndrome's CV was 0) executes: by `cond` when the syndrome has one, else by the `IT`
+    /// state (a T32 instruction in an IT block), else unconditionally.
+    #[must_use]
+    pub const fn passes(self, cond: Option<Cond>) -> bool {
+        match cond {
+            Some(c) => c.passes(self.nzcv),
+            None if self.it & 0xf != 0 => match Cond::new(self.it >> 4) {
+                Some(c) => c.passes(self.nzcv),
+                None => true,
+            },
+            None => true,
+        }
+    }
+}
+
+impl From<El> for Pstate {
+    /// An AArch64 guest at `el`.
+    fn from(el: El) -> Pstate {
+        match el {
+            El::El0 => Pstate::EL0,
+            El::El1 => Pstate::EL1,
+        }
+    }
 }
 
 /// What a register access becomes. The caller acts on it: vpmu never injects anything.
@@ -36,6 +128,10 @@ pub enum Outcome {
     /// Take the access to the guest's EL1 as a System access trap: EC 0x18 (or 0x03/0x04 from
     /// AArch32) with the access's own ISS. Only for EL0 accesses that `PMUSERENR` forbids.
     TrapToEl1,
+    /// A trapped AArch32 instruction whose condition fails under the guest's `PSTATE`
+    /// (whether such an instruction traps is IMPLEMENTATION DEFINED): nothing was done;
+    /// skip the instruction, as if it had executed.
+    ConditionFailed,
     /// Not a PMU register: hand the access to the hypervisor's other handlers.
     NotPmu(crate::decode::OtherSysreg),
 }
@@ -145,12 +241,12 @@ const LOW32: u64 = 0xffff_ffff;
 /// # Examples
 ///
 /// ```
-/// use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu};
+/// use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu, Pstate};
 ///
 /// let mut pmu = Pmu::new(PmuConfig::builder().counters(4).build()?, SoftBackend::new())?;
 /// let mut x = [0u64; 31];
 /// // MRS X2, PMCR_EL0
-/// let out = pmu.handle_esr(0x6230_e459, El::El1, &mut x).unwrap();
+/// let out = pmu.handle_esr(0x6230_e459, Pstate::EL1, &mut x).unwrap();
 /// assert_eq!(out, Outcome::Read(4 << 11)); // N = 4
 /// assert_eq!(x[2], 4 << 11);
 /// # Ok::<(), vpmu::config::ConfigError>(())
@@ -169,6 +265,17 @@ pub struct Pmu<B: CounterBackend> {
     pub(crate) ceid: [u64; 2],
     /// Counters by their bit: 0..=30 the event counters, 31 the cycle counter.
     pub(crate) pmc: [Pmc; 32],
+    /// Bit `i`: the backend counts for counter `i` (programmed, not stopped).
+    pub(crate) live: u32,
+    /// Bit `i`: the backend holds something for counter `i` (programmed or stopped, not
+    /// released).
+    pub(crate) held: u32,
+    /// The guest's exception level as last known: from the last trapped access or
+    /// [`Pmu::set_el`]. Decides whether a `CHAIN` counter counts an overflow whose exception
+    /// level the counters do not tell.
+    pub(crate) el: El,
+    /// The vCPU is loaded on a physical CPU ([`Pmu::vcpu_load`]).
+    pub(crate) loaded: bool,
     pub(crate) started: bool,
     pub(crate) backend: B,
     pub(crate) backend_error: Option<B::Error>,
@@ -193,6 +300,10 @@ impl<B: CounterBackend> Pmu<B> {
             userenr: Pmuserenr::empty(),
             ceid: [0; 2],
             pmc: [Pmc::RESET; 32],
+            live: 0,
+            held: 0,
+            el: El::El1,
+            loaded: false,
             started: false,
             backend,
             backend_error: None,
@@ -257,13 +368,14 @@ impl<B: CounterBackend> Pmu<B> {
     /// event types, `PMSELR` and `PMUSERENR` zero (where the Arm ARM says UNKNOWN, vpmu
     /// chooses 0); every backend counter is released.
     pub fn reset(&mut self) {
-        for i in 0..32 {
-            if self.pmc.get(i).is_some_and(|c| c.live) {
-                if let Some(id) = counter_id(i) {
-                    self.backend.release(id);
-                }
+        let held = self.held;
+        for_each_bit(held, |i| {
+            if let Some(id) = counter_id(i) {
+                self.backend.release(id);
             }
-        }
+        });
+        self.live = 0;
+        self.held = 0;
         self.pmc = [Pmc::RESET; 32];
         self.pmselr = 0;
         self.cnten = 0;
@@ -304,11 +416,87 @@ impl<B: CounterBackend> Pmu<B> {
         events | (1 << CYCLE_COUNTER_BIT)
     }
 
-    /// The overflow interrupt level: `PMCR.E && (PMOVSSET & PMINTENSET) != 0`. The caller drives
-    /// the PPI/SPI from it after every access and every [`Pmu::sync`].
-    #[must_use]
-    pub const fn irq_level(&self) -> bool {
+    /// The overflow interrupt level: `PMCR.E && (PMOVSSET & PMINTENSET) != 0`, after handling
+    /// the overflows the backend has pending ([`Pmu::handle_overflows`]).
+    ///
+    /// # The interrupt rule
+    ///
+    /// The level can change on a trapped access (`PMCR`, `PMOVSSET`/`PMOVSCLR`,
+    /// `PMINTENSET`/`PMINTENCLR`, any counter write or read that folds an overflow,
+    /// `PMSWINC`), on [`Pmu::handle_overflows`] and [`Pmu::sync`], on [`Pmu::count`], on
+    /// [`Pmu::restore`], [`Pmu::set_one_reg`] and [`Pmu::reset`]. The simple rule that covers
+    /// them all: sample `irq_level()` before every guest entry, and drive the PPI or SPI to it.
+    /// It costs one backend call ([`CounterBackend::take_overflows`]) and two loads.
+    pub fn irq_level(&mut self) -> bool {
+        self.handle_overflows();
+        self.irq_line()
+    }
+
+    /// The level from the registers alone, pending backend overflows not handled.
+    const fn irq_line(&self) -> bool {
         self.pmcr.contains(Pmcr::E) && self.ovs & self.inten != 0
+    }
+
+    // ------------------------------------------------------------------------------------
+    // The host's side: scheduling and overflow signals
+    // ------------------------------------------------------------------------------------
+
+    /// The vCPU is being loaded on the current physical CPU: the backend restores what it
+    /// saved at [`Pmu::vcpu_put`] and counts from now on. Call it in the hypervisor's vCPU
+    /// switch, before entering the guest; a second call while loaded does nothing.
+    ///
+    /// A new `Pmu` is not loaded. Backends without hardware of their own ([`SoftBackend`](crate::SoftBackend),
+    /// perf) ignore loading; for a physical-PMU backend it is where the hardware becomes the
+    /// vCPU's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// assert!(!pmu.is_loaded());
+    /// pmu.vcpu_load();
+    /// assert!(pmu.is_loaded());
+    /// pmu.vcpu_put();
+    /// assert!(!pmu.is_loaded());
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    pub fn vcpu_load(&mut self) {
+        if !self.loaded {
+            self.backend.load();
+            self.loaded = true;
+        }
+    }
+
+    /// The vCPU leaves its physical CPU: pending overflows are handled, then the backend
+    /// saves and stops what counts for it. While the vCPU is put, every `Pmu` call still
+    /// works — [`Pmu::save`], [`Pmu::restore`], one-reg access, [`Pmu::reset`], register
+    /// reads from the VMM — and the backend applies it to its saved image.
+    pub fn vcpu_put(&mut self) {
+        if self.loaded {
+            self.handle_overflows();
+            self.backend.put();
+            self.loaded = false;
+        }
+    }
+
+    /// Whether the vCPU is loaded ([`Pmu::vcpu_load`]).
+    #[must_use]
+    pub const fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Handles the overflows the backend reports as pending
+    /// ([`CounterBackend::take_overflows`]): for exactly those counters, collects what was
+    /// counted, sets the overflow flags, counts `CHAIN`, and re-arms them (an early or spurious
+    /// report only re-arms). O(counters reported).
+    ///
+    /// Call it when the host learns of an overflow — after its physical PMU interrupt handler
+    /// or perf signal handler recorded it in a [`PendingOverflow`](crate::backend::PendingOverflow)
+    /// — then drive the interrupt from [`Pmu::irq_level`] (which calls this too).
+    pub fn handle_overflows(&mut self) {
+        let bits = self.backend.take_overflows() & self.live;
+        for_each_bit(bits, |i| self.settle(i));
     }
 
     // ------------------------------------------------------------------------------------
@@ -322,25 +510,37 @@ impl<B: CounterBackend> Pmu<B> {
     /// # Examples
     ///
     /// ```
-    /// use vpmu::{backend::SoftBackend, config::PmuConfig, decode::*, reg::PmuReg, El, Outcome, Pmu};
+    /// use vpmu::{backend::SoftBackend, config::PmuConfig, decode::*, reg::PmuReg, El, Outcome, Pmu, Pstate};
     ///
     /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
     /// let mut x = [0u64; 31];
     /// x[1] = 0b101; // PMSELR = 5
     /// let w = SysregAccess { reg: PmuReg::Pmselr, dir: Direction::Write, xfer: Xfer::A64 { rt: Gpr::new(1).unwrap() } };
-    /// assert_eq!(pmu.handle(&w, El::El1, &mut x), Outcome::Written);
+    /// assert_eq!(pmu.handle(&w, Pstate::EL1, &mut x), Outcome::Written);
     /// let r = SysregAccess { dir: Direction::Read, xfer: Xfer::A64 { rt: Gpr::new(7).unwrap() }, ..w };
-    /// assert_eq!(pmu.handle(&r, El::El1, &mut x), Outcome::Read(5));
+    /// assert_eq!(pmu.handle(&r, Pstate::EL1, &mut x), Outcome::Read(5));
     /// assert_eq!(x[7], 5);
     /// # Ok::<(), vpmu::config::ConfigError>(())
     /// ```
-    pub fn handle(&mut self, access: &SysregAccess, el: El, regs: &mut impl GuestRegs) -> Outcome {
-        self.handle_access(*access, el, regs)
+    pub fn handle(&mut self, access: &SysregAccess, pstate: Pstate, regs: &mut impl GuestRegs) -> Outcome {
+        self.handle_access(*access, pstate, regs)
     }
 
     /// [`Pmu::handle`] with the access by value, so the trap path keeps it in registers.
     #[inline]
-    fn handle_access(&mut self, access: SysregAccess, el: El, regs: &mut impl GuestRegs) -> Outcome {
+    fn handle_access(&mut self, access: SysregAccess, pstate: Pstate, regs: &mut impl GuestRegs) -> Outcome {
+        if let Xfer::A32 { cond, .. } | Xfer::A32Wide { cond, .. } = access.xfer {
+            if !pstate.passes(cond) {
+                return Outcome::ConditionFailed;
+            }
+        }
+        let el = pstate.el();
+        if el != self.el {
+            // The guest changed level since we last looked: what the backend has pending
+            // happened at the old one (it decides where `CHAIN` counts).
+            self.handle_overflows();
+            self.el = el;
+        }
         let get = |r: Gpr| if r.is_zero_reg() { 0 } else { regs.get(r.get()) };
         let op = match (access.dir, access.xfer) {
             (Direction::Read, _) => Op::Read,
@@ -371,13 +571,18 @@ impl<B: CounterBackend> Pmu<B> {
     /// for every trapped system register access. [`Outcome::NotPmu`] means: not ours, fall
     /// through.
     ///
+    /// `pstate` is the guest's state at the trap, from `SPSR_EL2` ([`Pstate::from_spsr`]):
+    /// its exception level, and for an AArch32 guest the flags that decide whether a trapped
+    /// conditional `MRC`/`MCR`/`MRRC`/`MCRR` executes at all ([`Outcome::ConditionFailed`]
+    /// when it does not).
+    ///
     /// # Errors
     ///
     /// [`DecodeError`] if the syndrome is not a system register access (see
     /// [`decode_esr`]). Nothing changes then.
-    pub fn handle_esr(&mut self, esr: u64, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
+    pub fn handle_esr(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
         Ok(match decode_esr(esr)? {
-            Decoded::Pmu(a) => self.handle_access(a, el, regs),
+            Decoded::Pmu(a) => self.handle_access(a, pstate, regs),
             Decoded::NotPmu(o) => Outcome::NotPmu(o),
         })
     }
@@ -389,7 +594,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// [`DecodeError::NotSysregMove`] if the word is not an `MRS`/`MSR`. Nothing changes then.
     pub fn handle_insn(&mut self, insn: u32, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
         Ok(match decode_insn(insn)? {
-            Decoded::Pmu(a) => self.handle(&a, el, regs),
+            Decoded::Pmu(a) => self.handle_access(a, Pstate::from(el), regs),
             Decoded::NotPmu(o) => Outcome::NotPmu(o),
         })
     }
@@ -511,7 +716,7 @@ impl<B: CounterBackend> Pmu<B> {
                 c.prescale = 0;
             });
         }
-        for_each_bit(affected, |i| self.arm(i));
+        for_each_bit(affected, |i| self.rearm(i));
     }
 
     /// `PMSELR_EL0`: only `SEL`, bits \[4:0\]. Any value may be written, even one that selects
@@ -588,6 +793,10 @@ impl<B: CounterBackend> Pmu<B> {
         };
         let Some(id) = id else { return Outcome::Undefined };
         let i = id.index();
+        if i % 2 == 1 && self.event_of(i) == EVENT_CHAIN {
+            // The even counter below may have carried into this one without a signal yet.
+            self.fold(i.wrapping_sub(1));
+        }
         self.fold(i);
         let old = self.pmc(i).value;
         match p.op {
@@ -644,7 +853,7 @@ impl<B: CounterBackend> Pmu<B> {
             c.value = v & mask;
             c.prescale = 0;
         });
-        self.arm(i);
+        self.rearm(i);
     }
 
     /// Sets a counter's event type (the bits this PMU implements) and reprograms it. The odd
@@ -654,7 +863,7 @@ impl<B: CounterBackend> Pmu<B> {
         let mask = self.evtyper_mask(id);
         self.fold(i);
         self.update(i, |c| c.evtyper = (v & mask) as u32);
-        self.arm(i);
+        self.program(i);
     }
 
     pub(crate) fn evtyper_mask(&self, id: CounterId) -> u64 {
@@ -686,7 +895,7 @@ impl<B: CounterBackend> Pmu<B> {
                 let changed = if set { bits & !self.cnten } else { bits & self.cnten };
                 for_each_bit(changed, |i| self.fold(i));
                 self.cnten ^= changed;
-                for_each_bit(changed, |i| self.arm(i));
+                for_each_bit(changed, |i| self.rearm(i));
                 Outcome::Written
             }
             _ => Outcome::Undefined,
@@ -713,6 +922,8 @@ impl<B: CounterBackend> Pmu<B> {
         if let Err(f) = self.check(reg, &p) {
             return f.into();
         }
+        // An overflow the backend has reached but not yet signalled is the guest's already.
+        self.handle_overflows();
         let mask = self.valid_mask();
         match reg {
             PmuReg::Pmovsset | PmuReg::Pmovsclr => set_clr(&mut self.ovs, reg == PmuReg::Pmovsset, mask, p.op),
@@ -734,7 +945,7 @@ impl<B: CounterBackend> Pmu<B> {
         let bits = (v as u32) & self.cnten & self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
         for_each_bit(bits, |i| {
             if self.event_of(i) == EVENT_SW_INCR && self.counts_at(i, p.el) {
-                self.add(i, 1);
+                self.add(i, 1, p.el);
             }
         });
         Outcome::Written
@@ -771,8 +982,13 @@ impl<B: CounterBackend> Pmu<B> {
     /// backend signals that a counter reached its period (a perf overflow, a physical PMU
     /// interrupt); then update the interrupt line from [`Pmu::irq_level`]. O(N).
     pub fn sync(&mut self) {
+        let pending = self.backend.take_overflows() & self.live;
         for i in 0..32 {
-            self.fold(i);
+            if pending & bit(i) != 0 {
+                self.settle(i);
+            } else {
+                self.fold(i);
+            }
         }
     }
 
@@ -882,24 +1098,38 @@ impl<B: CounterBackend> Pmu<B> {
         Some(CountRequest { event, el0, el1, period })
     }
 
-    /// Brings the backend in line with counter `i`'s state: programs it with a fresh period,
-    /// or releases it.
-    pub(crate) fn arm(&mut self, i: usize) {
+    /// Brings the backend in line with counter `i` after a change of what it counts (its event
+    /// type, or a restored state): programs it afresh, or stops it.
+    pub(crate) fn program(&mut self, i: usize) {
+        self.arm(i, false);
+    }
+
+    /// Brings the backend in line with counter `i` after a change that leaves its event and
+    /// filter alone (its value, its enable, `PMCR`, an overflow): a counting counter gets only
+    /// a new period ([`CounterBackend::set_period`]); one that stops counting is stopped, one
+    /// that starts is programmed.
+    pub(crate) fn rearm(&mut self, i: usize) {
+        self.arm(i, true);
+    }
+
+    fn arm(&mut self, i: usize, same_event: bool) {
         let Some(id) = counter_id(i) else { return };
+        let b = bit(i);
         match self.request(i) {
             Some(req) => {
-                let live = match self.backend.program(id, &req) {
-                    Ok(()) => true,
+                let r = if same_event && self.live & b != 0 { self.backend.set_period(id, &req) } else { self.backend.program(id, &req) };
+                self.held |= b;
+                match r {
+                    Ok(()) => self.live |= b,
                     Err(e) => {
+                        self.live &= !b;
                         self.backend_error = Some(e);
-                        false
                     }
-                };
-                self.update(i, |c| c.live = live);
+                }
             }
-            None if self.pmc(i).live => {
-                self.backend.release(id);
-                self.update(i, |c| c.live = false);
+            None if self.live & b != 0 => {
+                self.backend.stop(id);
+                self.live &= !b;
             }
             None => {}
         }
@@ -908,20 +1138,43 @@ impl<B: CounterBackend> Pmu<B> {
     /// Adds what the backend counted for counter `i` since the last look; re-arms it if it
     /// overflowed (its period is spent).
     pub(crate) fn fold(&mut self, i: usize) {
-        if !self.pmc(i).live {
+        if self.live & bit(i) == 0 {
             return;
         }
         let Some(id) = counter_id(i) else { return };
         let d = self.backend.read(id);
-        if d != 0 && self.add(i, d) {
-            self.arm(i);
+        if d != 0 && self.add(i, d, self.overflow_el(i)) {
+            self.rearm(i);
         }
     }
 
-    /// Adds `d` events to counter `i`: the cycle counter's divider, the value's width, the
-    /// overflow flag at the carry out of bit 31 or 63, and `CHAIN` into the odd counter above.
-    /// Returns whether it overflowed.
-    fn add(&mut self, i: usize, d: u64) -> bool {
+    /// A counter the backend reported as having reached its period: collect, and re-arm
+    /// whether or not the architecture saw an overflow (an early report from narrow hardware
+    /// needs the remaining distance).
+    fn settle(&mut self, i: usize) {
+        let Some(id) = counter_id(i) else { return };
+        let d = self.backend.read(id);
+        if d != 0 {
+            self.add(i, d, self.overflow_el(i));
+        }
+        self.rearm(i);
+    }
+
+    /// The exception level at which counter `i`'s events happened, for `CHAIN`: the one
+    /// level its filter counts at, or, when it counts at both, the guest's level as last known.
+    fn overflow_el(&self, i: usize) -> El {
+        match (self.counts_at(i, El::El0), self.counts_at(i, El::El1)) {
+            (true, false) => El::El0,
+            (false, true) => El::El1,
+            _ => self.el,
+        }
+    }
+
+    /// Adds `d` events, counted at `el`, to counter `i`: the cycle counter's divider, the
+    /// value's width, the overflow flag at the carry out of bit 31 or 63, and `CHAIN` into the
+    /// odd counter above when its own filter counts at `el` (Arm ARM `AArch64.PMUCycle`:
+    /// `CountPMUEvents(idx + 1)`). Returns whether it overflowed.
+    fn add(&mut self, i: usize, d: u64, el: El) -> bool {
         let divided = self.divided(i);
         let bits = self.overflow_bits(i);
         let mask = self.value_mask(i);
@@ -943,8 +1196,8 @@ impl<B: CounterBackend> Pmu<B> {
         }
         self.ovs |= bit(i);
         let odd = i.wrapping_add(1);
-        if i % 2 == 0 && i < 30 && self.chains(odd) {
-            self.add(odd, carries);
+        if i % 2 == 0 && i < 30 && self.chains(odd) && self.counts_at(odd, el) {
+            self.add(odd, carries, el);
         }
         true
     }
@@ -955,6 +1208,55 @@ impl<B: CounterBackend> Pmu<B> {
             && self.enabled(i)
             && self.event_of(i) == EVENT_CHAIN
             && !self.pmcr.contains(Pmcr::LP)
+    }
+}
+
+/// The emulator's side: for any backend fed with exact counts ([`EmulatedBackend`], such as
+/// [`SoftBackend`](crate::SoftBackend)).
+impl<B: EmulatedBackend> Pmu<B> {
+    /// Reports `k` occurrences of `event` at the current exception level, and handles any
+    /// overflow they cause (overflow flags, `CHAIN`, the interrupt level).
+    ///
+    /// Report cycles as `CPU_CYCLES` (0x11): they drive `PMCCNTR` and any event counter
+    /// counting 0x11. With [`SoftBackend`](crate::SoftBackend), O(1) in the number of counters
+    /// counting `event`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, El, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// let _ = pmu.write(PmuReg::Pmcntenset, 1 << 31, El::El1);
+    /// let _ = pmu.write(PmuReg::Pmcr, 1, El::El1);
+    /// pmu.count(0x11, 42);
+    /// assert_eq!(pmu.read(PmuReg::Pmccntr, El::El1).value(), Some(42));
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn count(&mut self, event: u16, k: u64) {
+        if self.backend.record(event, k) {
+            self.sync();
+        }
+    }
+
+    /// Reports that the guest now runs at `el` (exception entry, `ERET`), so exception-level
+    /// filters count exactly.
+    pub fn set_el(&mut self, el: El) {
+        if el != self.el {
+            // Overflows not yet handled happened at the old level.
+            self.handle_overflows();
+            self.el = el;
+        }
+        self.backend.set_el(el);
+    }
+
+    /// How many more occurrences of `event` at the current exception level make a counter
+    /// reach its period (an overflow); `None` if none can. An emulator runs at most this many
+    /// before it reports them, so the overflow interrupt is taken after exactly the right
+    /// instruction.
+    #[must_use]
+    pub fn events_until_overflow(&self, event: u16) -> Option<u64> {
+        self.backend.events_until_overflow(event)
     }
 }
 

@@ -65,7 +65,7 @@ use crate::backend::{CounterBackend, CounterId};
 use crate::config::PmuVersion;
 use crate::field::{Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
-use crate::pmu::for_each_bit;
+use crate::pmu::{bit, for_each_bit};
 use crate::reg::{A64Id, EventCounter, PmuReg, CYCLE_COUNTER_BIT, MAX_EVENT_COUNTERS};
 use crate::Pmu;
 
@@ -636,13 +636,13 @@ impl<B: CounterBackend> Pmu<B> {
         // (overflow checks on) cannot see bounded.
         for i in 0..EVENT_SLOTS {
             let (value, typer) = (state.evcntr.get(i).copied().unwrap_or(0), state.evtyper.get(i).copied().unwrap_or(0));
-            self.update(i, |c| *c = Pmc { value, evtyper: typer as u32, prescale: 0, live: c.live });
+            self.update(i, |c| *c = Pmc { value, evtyper: typer as u32, prescale: 0 });
         }
         self.update(CYCLE, |c| {
-            *c = Pmc { value: state.pmccntr, evtyper: state.pmccfiltr as u32, prescale: state.prescale, live: c.live };
+            *c = Pmc { value: state.pmccntr, evtyper: state.pmccfiltr as u32, prescale: state.prescale };
         });
         for i in 0..=CYCLE {
-            self.arm(i);
+            self.program(i);
         }
         Ok(())
     }
@@ -910,7 +910,7 @@ impl<B: CounterBackend> Pmu<B> {
                 let changed = bits ^ self.cnten;
                 for_each_bit(changed, |i| self.fold(i));
                 self.cnten = bits;
-                for_each_bit(changed, |i| self.arm(i));
+                for_each_bit(changed, |i| self.rearm(i));
             }
             PmuReg::Pmintenset | PmuReg::Pmintenclr => self.inten = bits,
             PmuReg::Pmovsset | PmuReg::Pmovsclr => self.ovs = bits,
@@ -946,10 +946,13 @@ impl<B: CounterBackend> Pmu<B> {
             // Counters at and above the new N stop existing; below the old N nothing changes,
             // and counters between the two were zero (nothing can write a missing counter).
             for i in usize::from(n)..EVENT_SLOTS {
-                if self.pmc(i).live {
+                let b = bit(i);
+                if self.held & b != 0 {
                     if let Some(id) = CounterId::from_bit(i as u8) {
                         self.backend.release(id);
                     }
+                    self.held &= !b;
+                    self.live &= !b;
                 }
                 self.update(i, |c| *c = Pmc::RESET);
             }
@@ -961,7 +964,7 @@ impl<B: CounterBackend> Pmu<B> {
         }
         self.pmcr = self.stored_pmcr(v);
         for i in 0..=CYCLE {
-            self.arm(i);
+            self.rearm(i);
         }
     }
 }

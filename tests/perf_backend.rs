@@ -23,7 +23,7 @@ use vpmu::backend::{BackendError, CountRequest, CounterBackend, CounterId, Error
 use vpmu::config::PmuConfig;
 use vpmu::decode::{Direction, SysregAccess, Xfer};
 use vpmu::reg::PmuReg;
-use vpmu::{El, Outcome, Pmu};
+use vpmu::{Outcome, Pmu, Pstate};
 
 use common::arch::{CYCLE_BIT, F_P, PMCR_E, PMCR_LC};
 use common::{cnt, ev, gpr, typ};
@@ -82,13 +82,13 @@ fn esr(reg: PmuReg, dir: Direction, rt: u8) -> u64 {
 fn msr<B: CounterBackend>(pmu: &mut Pmu<B>, reg: PmuReg, value: u64) {
     let mut x = [0u64; 31];
     x[0] = value;
-    assert_eq!(pmu.handle_esr(esr(reg, Direction::Write, 0), El::El1, &mut x).unwrap(), Outcome::Written, "MSR {reg:?}");
+    assert_eq!(pmu.handle_esr(esr(reg, Direction::Write, 0), Pstate::EL1, &mut x).unwrap(), Outcome::Written, "MSR {reg:?}");
 }
 
 /// The guest runs `MRS X3, <reg>` at EL1.
 fn mrs<B: CounterBackend>(pmu: &mut Pmu<B>, reg: PmuReg) -> u64 {
     let mut x = [0u64; 31];
-    let out = pmu.handle_esr(esr(reg, Direction::Read, 3), El::El1, &mut x).unwrap();
+    let out = pmu.handle_esr(esr(reg, Direction::Read, 3), Pstate::EL1, &mut x).unwrap();
     assert_eq!(out, Outcome::Read(x[3]), "MRS {reg:?}");
     x[3]
 }
