@@ -5,7 +5,7 @@
 use vpmu::config::{PmuConfig, PmuIrq, PmuVersion};
 use vpmu::decode::{decode_esr, Decoded};
 use vpmu::reg::PmuReg;
-use vpmu::{El, GuestRegs, Outcome, Pmu};
+use vpmu::{GuestRegs, Outcome, Pmu, Pstate};
 
 use crate::sysreg::mrs;
 
@@ -31,16 +31,19 @@ pub fn vm_config() -> Option<PmuConfig> {
     PmuConfig::builder().counters(physical_counters()).version(version).irq(PmuIrq::Ppi(crate::gic::PMU_PPI as u16)).build().ok()
 }
 
-/// A vCPU's PMU in its reset state, its configuration fixed.
+/// A vCPU's PMU in its reset state, its configuration fixed, loaded on this CPU (one vCPU
+/// per physical CPU: it is never put).
 pub fn new_pmu(cfg: PmuConfig) -> Option<VPmu> {
     let mut pmu = Pmu::new(cfg, Backend::new()).ok()?;
     pmu.start();
+    pmu.vcpu_load();
     Some(pmu)
 }
 
 /// What a trapped system register access became.
 pub enum Access {
-    /// Emulated (the value, for a read, is in Rt): skip the instruction. The statistics slot.
+    /// Emulated (the value, for a read, is in Rt), or an AArch32 condition that failed: skip
+    /// the instruction. The statistics slot.
     Done(usize),
     /// Inject UNDEFINED into the guest.
     Undefined(usize),
@@ -50,15 +53,6 @@ pub enum Access {
     NotPmu,
 }
 
-/// The guest's exception level from `SPSR_EL2.M[3:2]`.
-pub fn el_of(spsr: u64) -> El {
-    if (spsr >> 2) & 3 == 0 {
-        El::El0
-    } else {
-        El::El1
-    }
-}
-
 /// Hands a trapped `MRS`/`MSR` (EC 0x18) to the vCPU's PMU.
 pub fn handle_sysreg(pmu: &mut VPmu, esr: u64, spsr: u64, regs: &mut impl GuestRegs) -> Access {
     let access = match decode_esr(esr) {
@@ -66,8 +60,10 @@ pub fn handle_sysreg(pmu: &mut VPmu, esr: u64, spsr: u64, regs: &mut impl GuestR
         _ => return Access::NotPmu,
     };
     let slot = reg_slot(access.reg);
-    match pmu.handle(&access, el_of(spsr), regs) {
-        Outcome::Read(_) | Outcome::Written => Access::Done(slot),
+    // SPSR_EL2 of a trap from the guest is always EL0 or EL1.
+    let Some(pstate) = Pstate::from_spsr(spsr) else { return Access::Undefined(slot) };
+    match pmu.handle(&access, pstate, regs) {
+        Outcome::Read(_) | Outcome::Written | Outcome::ConditionFailed => Access::Done(slot),
         Outcome::Undefined => Access::Undefined(slot),
         Outcome::TrapToEl1 => Access::TrapToEl1(slot),
         _ => Access::NotPmu,
@@ -79,10 +75,10 @@ pub fn irq_level(pmu: &mut VPmu) -> bool {
     pmu.irq_level()
 }
 
-/// The physical PMU interrupt fired on this CPU: let the backend and the `Pmu` fold the
-/// overflows (the soft backend never overflows: nothing to do).
+/// The physical PMU interrupt fired on this CPU: the `Pmu` folds the counters that
+/// overflowed (the soft backend never overflows: nothing to do).
 pub fn physical_pmu_interrupt(pmu: &mut VPmu) {
-    pmu.sync();
+    pmu.handle_overflows();
 }
 
 /// Names of the statistics slots.

@@ -419,6 +419,12 @@ pub fn irq_off() {
     unsafe { core::arch::asm!("msr daifset, #2", "isb", options(nostack)) };
 }
 
+/// `YIELD`: QEMU switches to the next vCPU.
+pub fn yield_cpu() {
+    // SAFETY: a hint instruction.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack)) };
+}
+
 /// Waits for an interrupt.
 pub fn wfi() {
     // SAFETY: waits; an interrupt (masked or not) wakes it.

@@ -73,14 +73,22 @@ fn gic_cpu_on() {
     msr!("icc_igrpen1_el1", 1);
 }
 
-fn wait_irqs(c: usize, n: u32) -> bool {
-    for _ in 0..20_000_000 {
-        if IRQS[c].load(Ordering::Acquire) >= n {
+/// Waits until `done()` or `ms` milliseconds of virtual time have passed.
+fn wait_until(ms: u64, done: impl Fn() -> bool) -> bool {
+    let deadline = mrs!("cntvct_el0") + mrs!("cntfrq_el0") / 1000 * ms;
+    while mrs!("cntvct_el0") < deadline {
+        if done() {
             return true;
         }
-        core::hint::spin_loop();
+        // YIELD, not a busy spin: under -icount QEMU runs the vCPUs round-robin, each until
+        // the next timer deadline; a yield hands the slice to the other vCPU.
+        arch::yield_cpu();
     }
-    false
+    done()
+}
+
+fn wait_irqs(c: usize, n: u32) -> bool {
+    wait_until(500, || IRQS[c].load(Ordering::Acquire) >= n)
 }
 
 /// The overflow interrupt: counter 3 counts SW_INCR from 0xffff_ffff, one PMSWINC wraps it.
@@ -98,9 +106,7 @@ fn overflow_irq(name: &str) {
     msr!("pmswinc_el0", 1 << 3);
     let got = wait_irqs(c, 1);
     // No second interrupt once PMOVSCLR cleared the flag.
-    for _ in 0..10_000 {
-        core::hint::spin_loop();
-    }
+    wait_until(1, || false);
     arch::irq_off();
     let (n, id, ovs, cnt) = (
         IRQS[c].load(Ordering::Relaxed),
@@ -295,14 +301,7 @@ fn smp() {
         crate::gprintln!("1 CPU (CPU_ON returned {:#x})", r);
         return;
     }
-    let mut up = false;
-    for _ in 0..10_000_000 {
-        if STAGE.load(Ordering::Acquire) >= 2 {
-            up = true;
-            break;
-        }
-        core::hint::spin_loop();
-    }
+    let up = wait_until(3000, || STAGE.load(Ordering::Acquire) >= 2);
     check("cpu1-up", up, format_args!("stage {}", STAGE.load(Ordering::Relaxed)));
     // CPU 1 wrote its PMEVCNTR0 and PMSELR: CPU 0's are its own.
     msr!("pmselr_el0", 4);
@@ -310,14 +309,7 @@ fn smp() {
     STAGE.store(4, Ordering::Release);
     // An SGI to CPU 1 (ICC_SGI1R_EL1: INTID 1, target list bit 1, Aff1..3 = 0).
     msr!("icc_sgi1r_el1", (SGI << 24) | 0b10);
-    let mut seen = false;
-    for _ in 0..10_000_000 {
-        if STAGE.load(Ordering::Acquire) == 5 {
-            seen = true;
-            break;
-        }
-        core::hint::spin_loop();
-    }
+    let seen = wait_until(3000, || STAGE.load(Ordering::Acquire) == 5);
     check("sgi-to-cpu1", seen, format_args!("stage {}", STAGE.load(Ordering::Relaxed)));
     let (sel, c0) = (mrs!("pmselr_el0"), mrs!("pmevcntr0_el0"));
     check("cpu0-pmu-private", sel == 4 && c0 == 0x0c0, format_args!("CPU 0 PMSELR {sel}, PMEVCNTR0 {c0:#x}"));
@@ -333,7 +325,7 @@ pub fn cpu1(_ctx: u64) {
     msr!("pmevcntr0_el0", 0xc1);
     STAGE.store(2, Ordering::Release);
     while STAGE.load(Ordering::Acquire) < 4 {
-        core::hint::spin_loop();
+        arch::yield_cpu();
     }
     // Wait for CPU 0's SGI.
     gic_cpu_on();
