@@ -265,6 +265,16 @@ time_nop:
     sub x0, x4, x3
     ret
 
+    /* measure_span(n): enables the counters in x1 (PMCNTENSET), runs the known loop n times,
+       disables them. Both MSRs trap: the loop's 2n instructions are all that EL1 retires. */
+    .global measure_span
+measure_span:
+    msr pmcntenset_el0, x1
+1:  subs x0, x0, #1
+    b.ne 1b
+    msr pmcntenclr_el0, x1
+    ret
+
     /* The UNDEF probe: PMEVCNTR<N>_EL0 for the N the caller checked. */
     .global read_pmevcntr6
 read_pmevcntr6:
@@ -289,6 +299,15 @@ extern "C" {
     fn time_mrs_pmccntr(n: u64) -> u64;
     fn time_msr_pmcr(n: u64, v: u64) -> u64;
     fn time_nop(n: u64) -> u64;
+    #[allow(dead_code)]
+    fn measure_span(n: u64, counters: u64);
+}
+
+/// Enables `counters`, runs the known loop `n` times (2n instructions), disables them.
+#[allow(dead_code)]
+pub fn span(n: u64, counters: u64) {
+    // SAFETY: a register-only loop between two trapped PMU writes.
+    unsafe { measure_span(n, counters) }
 }
 
 /// What a timing loop runs per iteration besides SUBS and B.NE.

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::arch::{self, mrs, msr, El0};
 use crate::check;
 
-const PMU_PPI: u64 = 23;
+pub(crate) const PMU_PPI: u64 = 23;
 const TIMER_PPI: u64 = 27;
 const SGI: u64 = 1;
 const GICR_BASE: usize = 0x080a_0000;
@@ -18,16 +18,16 @@ const IL: u64 = 1 << 25;
 
 /// Per-CPU interrupt records, indexed by CPU: count, last INTID, PMOVSSET and counter 3
 /// seen by the PMU handler.
-static IRQS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
-static LAST_INTID: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-static OVS_SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+pub(crate) static IRQS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+pub(crate) static LAST_INTID: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+pub(crate) static OVS_SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 static CNT_SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 /// CPU 1's progress: 1 = up, 2 = checks done, waiting for the SGI, 3 = SGI seen.
 static STAGE: AtomicU32 = AtomicU32::new(0);
 
 /// What a 32-bit overflow leaves in an event counter: 64-bit counters from PMUv3p5 on
 /// (`PMCR.LP` only moves the overflow), 32-bit before.
-fn wrapped() -> u64 {
+pub(crate) fn wrapped() -> u64 {
     if (mrs!("id_aa64dfr0_el1") >> 8) & 0xf >= 6 {
         1 << 32
     } else {
@@ -68,7 +68,7 @@ pub fn irq() {
     msr!("icc_eoir1_el1", iar);
 }
 
-fn gic_cpu_on() {
+pub(crate) fn gic_cpu_on() {
     msr!("icc_pmr_el1", 0xff);
     msr!("icc_igrpen1_el1", 1);
 }
@@ -87,7 +87,7 @@ fn wait_until(ms: u64, done: impl Fn() -> bool) -> bool {
     done()
 }
 
-fn wait_irqs(c: usize, n: u32) -> bool {
+pub(crate) fn wait_irqs(c: usize, n: u32) -> bool {
     wait_until(500, || IRQS[c].load(Ordering::Acquire) >= n)
 }
 

@@ -9,6 +9,8 @@
 
 mod arch;
 mod checks;
+#[cfg(feature = "exact")]
+mod exact;
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
