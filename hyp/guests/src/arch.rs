@@ -291,7 +291,7 @@ extern "C" {
     fn el0_write_pmevcntr0();
     fn el0_write_pmswinc();
     fn el0_read_pmcr();
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "exact"), allow(dead_code))]
     fn known_loop(n: u64);
     #[allow(dead_code)]
     fn ccnt_around_nop() -> u64;
@@ -388,7 +388,7 @@ pub fn el0(p: El0) -> (u64, u64) {
 }
 
 /// Runs the known loop.
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "exact"), allow(dead_code))]
 pub fn loop_n(n: u64) {
     // SAFETY: a register-only loop.
     unsafe { known_loop(n) }
