@@ -13,9 +13,11 @@ pub struct PerCpu {
     pub cpu: usize,
     /// The vCPU's PMU.
     pub pmu: Option<VPmu>,
+    /// The virtual PMU interrupt's level as last driven.
+    pub virq: bool,
 }
 
-const EMPTY: PerCpu = PerCpu { cpu: 0, pmu: None };
+const EMPTY: PerCpu = PerCpu { cpu: 0, pmu: None, virq: false };
 static mut PERCPU: [PerCpu; MAX_CPUS] = [EMPTY; MAX_CPUS];
 
 /// Makes `cpu`'s slot this CPU's (`TPIDR_EL2`).

@@ -109,9 +109,11 @@ fn sysreg(f: &mut Frame, esr: u64) {
 fn update_virq(pc: &mut percpu::PerCpu) {
     let Some(pmu) = pc.pmu.as_mut() else { return };
     let level = vm::irq_level(pmu);
-    if gic::set_level(gic::PMU_PPI, level) {
+    // Low and already low: no list register to look at (the common case of a trap).
+    if (level || pc.virq) && gic::set_level(gic::PMU_PPI, level) {
         bump(&percpu::stats(pc.cpu).pmu_irqs_injected);
     }
+    pc.virq = level;
 }
 
 /// Takes a synchronous exception to the guest's EL1 with syndrome `esr`, as the hardware
