@@ -25,15 +25,31 @@ rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none-softf
 # --- build ---------------------------------------------------------------------------------
 target=aarch64-unknown-none-softfloat
 hyp=$root/hyp/target/$target/release/vpmu-hyp
+t=$root/hyp/target
+g=$root/hyp/guests/target/$target/release/vpmu-hyp-guest
+build() { # crate, features
+  (cd "$1" && cargo build --release -j2 -q --features "$2")
+}
+# The pass-through baseline of the EL2 cost figure first (same output paths: copied away).
+if build hyp passthrough && cp "$hyp" "$t/vpmu-hyp-passthrough" &&
+  build hyp/guests measure-only && aarch64-linux-gnu-objcopy -O binary "$g" "$t/guest-measure.bin"; then
+  pass "build the pass-through baseline"
+else
+  bad "build the pass-through baseline"
+fi
 for crate in hyp hyp/guests; do
-  if (cd "$crate" && cargo build --release -j2 -q && cargo clippy --release -j2 -q -- -D warnings && cargo fmt --check); then
-    pass "build, clippy -D warnings, fmt: $crate"
+  if (cd "$crate" && cargo clippy --release -j2 -q --all-features -- -D warnings && cargo fmt --check); then
+    pass "clippy -D warnings, fmt: $crate"
   else
-    bad "build, clippy -D warnings, fmt: $crate"
+    bad "clippy -D warnings, fmt: $crate"
   fi
 done
-guest=$root/hyp/target/guest.bin
-aarch64-linux-gnu-objcopy -O binary "$root/hyp/guests/target/$target/release/vpmu-hyp-guest" "$guest" || bad "objcopy guest"
+guest=$t/guest.bin
+if build hyp "" && build hyp/guests exact && aarch64-linux-gnu-objcopy -O binary "$g" "$guest"; then
+  pass "build the hypervisor and the test guest"
+else
+  bad "build the hypervisor and the test guest"
+fi
 [ "$fail" = 0 ] || { echo "hyp: FAILED (build)"; exit 1; }
 
 qargs=(-M virt,virtualization=on,gic-version=3 -cpu max -m 1G -nographic -no-reboot -kernel "$hyp")
@@ -42,11 +58,12 @@ qargs=(-M virt,virtualization=on,gic-version=3 -cpu max -m 1G -nographic -no-reb
 checks1=(pmcr-n undef-pmevcntr-n sw-incr pmselr-pmxevcntr chain
   el0-denied-pmccntr el0-denied-pmevcntr el0-denied-pmswinc el0-en-pmcr el0-en-pmevcntr-write
   el0-sw-pmswinc el0-sw-pmccntr el0-cr-pmccntr el0-cr-pmevcntr el0-er-pmevcntr el0-er-pmevcntr-write
-  overflow-irq timer-irq)
+  overflow-irq timer-irq
+  inst-retired-loop cycles-equal-instructions pmccntr-around-nop overflow-exact overflow-irq-physical chain-real-events)
 checks2=("${checks1[@]}" cpu1-up cpu1-pmcr-reset cpu1-overflow-irq cpu1-timer-irq cpu1-sgi cpu1-pmu-private sgi-to-cpu1 cpu0-pmu-private)
 for smp in 1 2; do
   log=$root/hyp/target/guest-smp$smp.log
-  timeout 60 qemu-system-aarch64 "${qargs[@]}" -smp "$smp" -device loader,file="$guest",addr=0x40400000,force-raw=on >"$log" 2>&1
+  timeout 60 qemu-system-aarch64 "${qargs[@]}" -smp "$smp" -icount shift=0 -device loader,file="$guest",addr=0x40400000,force-raw=on >"$log" 2>&1
   if [ "$smp" = 1 ]; then list=("${checks1[@]}"); else list=("${checks2[@]}"); fi
   for c in "${list[@]}"; do
     line=$(grep -a "check $c: " "$log" | head -n1 | tr -d '\r')
@@ -59,7 +76,13 @@ for smp in 1 2; do
   grep -aq "check .*: FAIL" "$log" && bad "guest smp=$smp: $(grep -a 'check .*: FAIL' "$log" | head -n3 | tr -d '\r')"
   grep -aq "summary: .* 0 failed" "$log" && pass "guest smp=$smp summary" || bad "guest smp=$smp summary"
   grep -aq "stats: trapped PMU accesses" "$log" && pass "guest smp=$smp hypervisor statistics" || bad "guest smp=$smp hypervisor statistics"
+  grep -a "measure " "$log" | tr -d '\r' | sed "s/^\[guest\] /hyp: info guest smp=$smp /"
 done
+
+# The baseline: the same timing loops, the two registers forwarded to the physical PMU.
+base=$(timeout 60 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max -m 1G -nographic -no-reboot -icount shift=0 \
+  -kernel "$t/vpmu-hyp-passthrough" -device loader,file="$t/guest-measure.bin",addr=0x40400000,force-raw=on 2>&1 | grep -a "measure " | tr -d '\r')
+[ "$(echo "$base" | grep -c measure)" = 2 ] && echo "$base" | sed "s/^\[guest\] /hyp: info pass-through baseline /" || bad "pass-through baseline measurement"
 
 # --- Linux ---------------------------------------------------------------------------------
 loops=5000000
@@ -102,6 +125,10 @@ h=$(stat_of "$root/hyp/target/linux-hyp-icount.log" instructions:u)
 hc=$(stat_of "$root/hyp/target/linux-hyp-icount.log" cycles:u)
 dc=$(stat_of "$root/hyp/target/linux-direct-icount.log" cycles:u)
 [ -n "$hc" ] && [ "$hc" = "$dc" ] && pass "linux hyp-icount cycles:u $hc == direct $dc" || bad "linux hyp-icount cycles:u '$hc' != direct '$dc'"
+for name in direct-icount hyp-icount; do
+  n=$(grep -a "vpmu-linux: record samples" "$root/hyp/target/linux-$name.log" | awk '{print $4}' | tr -d '\r')
+  [ "${n:-0}" -gt 10 ] 2>/dev/null && pass "linux $name perf record samples $n" || bad "linux $name perf record samples '${n}'"
+done
 
 echo "hyp: $(( $(date +%s) - t0 )) s"
 if [ "$fail" = 0 ]; then echo "hyp: PASSED"; else echo "hyp: FAILED"; exit 1; fi

@@ -60,6 +60,10 @@ pub fn handle_sysreg(pmu: &mut VPmu, esr: u64, spsr: u64, regs: &mut impl GuestR
         _ => return Access::NotPmu,
     };
     let slot = reg_slot(access.reg);
+    #[cfg(feature = "passthrough")]
+    if passthrough(&access, regs) {
+        return Access::Done(slot);
+    }
     // SPSR_EL2 of a trap from the guest is always EL0 or EL1.
     let Some(pstate) = Pstate::from_spsr(spsr) else { return Access::Undefined(slot) };
     match pmu.handle(&access, pstate, regs) {
@@ -67,6 +71,28 @@ pub fn handle_sysreg(pmu: &mut VPmu, esr: u64, spsr: u64, regs: &mut impl GuestR
         Outcome::Undefined => Access::Undefined(slot),
         Outcome::TrapToEl1 => Access::TrapToEl1(slot),
         _ => Access::NotPmu,
+    }
+}
+
+/// The pass-through baseline (feature `passthrough`, for the cost figure only): forwards a
+/// trapped `MRS PMCCNTR_EL0` or `MSR PMCR_EL0` to the physical register.
+#[cfg(feature = "passthrough")]
+fn passthrough(access: &vpmu::SysregAccess, regs: &mut impl GuestRegs) -> bool {
+    use vpmu::decode::{Direction, Xfer};
+    let Xfer::A64 { rt } = access.xfer else { return false };
+    match (access.reg, access.dir) {
+        (PmuReg::Pmccntr, Direction::Read) => {
+            if !rt.is_zero_reg() {
+                regs.set(rt.get(), crate::sysreg::mrs!("pmccntr_el0"));
+            }
+            true
+        }
+        (PmuReg::Pmcr, Direction::Write) => {
+            let v = if rt.is_zero_reg() { 0 } else { regs.get(rt.get()) };
+            crate::sysreg::msr!("pmcr_el0", v);
+            true
+        }
+        _ => false,
     }
 }
 
