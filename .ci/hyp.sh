@@ -44,6 +44,11 @@ for crate in hyp hyp/guests; do
     bad "clippy -D warnings, fmt: $crate"
   fi
 done
+if (cd hyp && cargo test -q -j2 --lib --target x86_64-unknown-linux-gnu) >"$t/fdt-test.log" 2>&1; then
+  pass "host tests (DTB rewrite): $(grep -a 'test result' "$t/fdt-test.log" | head -n1)"
+else
+  bad "host tests (DTB rewrite): $(tail -n5 "$t/fdt-test.log")"
+fi
 guest=$t/guest.bin
 if build hyp "" && build hyp/guests exact && aarch64-linux-gnu-objcopy -O binary "$g" "$guest"; then
   pass "build the hypervisor and the test guest"

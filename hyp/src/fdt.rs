@@ -242,3 +242,97 @@ pub fn rewrite(src: &[u8], out: &mut [u8], reserve: &[(u64, u64)], initrd: Optio
     o.set32(36, struct_size as u32)?;
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// QEMU 7.2's `virt,virtualization=on,gic-version=3 -cpu max -m 1G` DTB (dumpdtb, packed).
+    const VIRT: &[u8] = include_bytes!("../tests/virt.dtb");
+
+    fn rsvmap(b: &[u8]) -> Vec<(u64, u64)> {
+        let mut at = be32(b, 16).unwrap() as usize;
+        let mut v = Vec::new();
+        loop {
+            let e = (be64(b, at).unwrap(), be64(b, at + 8).unwrap());
+            if e == (0, 0) {
+                return v;
+            }
+            v.push(e);
+            at += 16;
+        }
+    }
+
+    /// (node path depth-2 name, property name) -> value, for every property.
+    fn props(b: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack: Vec<Vec<u8>> = Vec::new();
+        walk(b, |t, _| {
+            match t {
+                Token::Begin(n) => stack.push(n.to_vec()),
+                Token::End => {
+                    stack.pop();
+                }
+                Token::Prop { name, value } => out.push((stack.last().cloned().unwrap_or_default(), name.to_vec(), value.to_vec())),
+                Token::Nop => {}
+            }
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn memory_end_of_virt_is_1g_above_ram_base() {
+        assert_eq!(memory_end(VIRT), Ok(0x8000_0000));
+    }
+
+    #[test]
+    fn rewrite_adds_reservations_and_initrd_and_keeps_everything_else() {
+        let mut out = vec![0u8; 64 * 1024];
+        let reserve = [(0x4020_0000, 0x20_0000), (0x7fe0_0000, 0x20_0000)];
+        let n = rewrite(VIRT, &mut out, &reserve, Some((0x4800_0000, 0x48b5_1c1b))).unwrap();
+        let new = &out[..n];
+        assert_eq!(total_size(new), Ok(n));
+        assert_eq!(rsvmap(new), reserve.to_vec());
+        let (old_p, new_p) = (props(VIRT), props(new));
+        // Two properties more, both in /chosen, with the initrd's bounds (big-endian u64).
+        assert_eq!(new_p.len(), old_p.len() + 2);
+        let get = |name: &[u8]| new_p.iter().find(|(node, p, _)| node == b"chosen" && p == name).map(|(_, _, v)| v.clone());
+        assert_eq!(get(b"linux,initrd-start"), Some(0x4800_0000u64.to_be_bytes().to_vec()));
+        assert_eq!(get(b"linux,initrd-end"), Some(0x48b5_1c1bu64.to_be_bytes().to_vec()));
+        for p in &old_p {
+            assert!(new_p.contains(p), "lost {:?}", std::string::String::from_utf8_lossy(&p.1));
+        }
+        assert_eq!(memory_end(new), Ok(0x8000_0000));
+    }
+
+    #[test]
+    fn rewrite_replaces_an_existing_initrd_and_is_idempotent_in_size() {
+        let mut a = vec![0u8; 64 * 1024];
+        let mut b = vec![0u8; 64 * 1024];
+        let na = rewrite(VIRT, &mut a, &[], Some((1, 2))).unwrap();
+        let nb = rewrite(&a[..na], &mut b, &[], Some((3, 4))).unwrap();
+        let p = props(&b[..nb]);
+        let starts: Vec<_> = p.iter().filter(|(_, n, _)| n == b"linux,initrd-start").collect();
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].2, 3u64.to_be_bytes().to_vec());
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        let mut out = vec![0u8; 64 * 1024];
+        assert_eq!(rewrite(&[0; 64], &mut out, &[], None), Err(FdtError::BadMagic));
+        assert_eq!(rewrite(&VIRT[..100], &mut out, &[], None), Err(FdtError::Truncated));
+        let mut small = vec![0u8; 100];
+        assert_eq!(rewrite(VIRT, &mut small, &[], None), Err(FdtError::TooBig));
+        // Every truncation of a valid tree fails cleanly.
+        for len in (0..VIRT.len()).step_by(97) {
+            let _ = rewrite(&VIRT[..len], &mut out, &[], Some((1, 2)));
+            let _ = memory_end(&VIRT[..len]);
+        }
+    }
+}

@@ -16,7 +16,6 @@
 #![no_main]
 
 mod boot;
-mod fdt;
 mod gic;
 mod mmio;
 mod percpu;
@@ -27,6 +26,8 @@ mod uart;
 mod vm;
 
 use core::sync::atomic::{AtomicBool, Ordering};
+
+use vpmu_hyp::fdt;
 
 use sysreg::{isb, mrs, msr};
 
