@@ -110,7 +110,7 @@ pub use backend::{CounterBackend, EmulatedBackend, PendingOverflow, SoftBackend}
 pub use config::{PmuConfig, PmuVersion};
 pub use decode::SysregAccess;
 pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu, Pstate};
-pub use snapshot::{OneRegError, PmuState, SnapshotError};
+pub use snapshot::{Identity, OneRegError, PmuState, SnapshotError};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

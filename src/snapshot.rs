@@ -11,15 +11,15 @@
 //!   one, by `KVM_GET_ONE_REG`/`KVM_SET_ONE_REG` id, with KVM's userspace semantics, so a VMM
 //!   migrating from or to Linux KVM can map the state one to one.
 //!
-//! # The byte form (format version 1)
+//! # The byte form (format version 2)
 //!
-//! All integers little-endian; [`PmuState::BYTES`] = 581 bytes.
+//! All integers little-endian; [`PmuState::BYTES`] = 609 bytes.
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `b"VPMUSNAP"` |
-//! | 8 | 2 | format version, 1 ([`PmuState::FORMAT_VERSION`]) |
-//! | 10 | 4 | total length in bytes, 581 |
+//! | 8 | 2 | format version, 2 ([`PmuState::FORMAT_VERSION`]) |
+//! | 10 | 4 | total length in bytes, 609 |
 //! | 14 | 1 | `PMCR.N`: the number of event counters |
 //! | 15 | 1 | PMU version as `ID_AA64DFR0_EL1.PMUVer`: 1, 4, 5 or 6 |
 //! | 16 | 1 | cycle counter prescaler (`PMCR.D`), `0..64` |
@@ -33,10 +33,18 @@
 //! | 73 | 8 | `PMCCFILTR` |
 //! | 81 | 248 | `PMEVCNTR0..=30`, 8 bytes each |
 //! | 329 | 248 | `PMEVTYPER0..=30`, 8 bytes each |
-//! | 577 | 4 | CRC-32 (IEEE 802.3, as zlib's `crc32`) of bytes `0..577` |
+//! | 577 | 2 | identity: the interrupt's INTID, 0 for none ([`Identity::irq`]) |
+//! | 579 | 1 | identity: `PMCR.IMP` |
+//! | 580 | 1 | identity: `PMCR.IDCODE` |
+//! | 581 | 4 | identity: `PMMIR_EL1` |
+//! | 585 | 4 | identity: the event filter's digest ([`Identity::filter`]) |
+//! | 589 | 8 | identity: `PMCEID0_EL0` |
+//! | 597 | 8 | identity: `PMCEID1_EL0` |
+//! | 605 | 4 | CRC-32 (IEEE 802.3, as zlib's `crc32`) of bytes `0..605` |
 //!
 //! A reader checks, in this order: the length covers the header, the magic, the format version
-//! (a newer one is [`SnapshotError::FutureVersion`]), the declared length, the actual length
+//! (a newer one is [`SnapshotError::FutureVersion`], format 1, which had no identity, is
+//! [`SnapshotError::OldFormat`]), the declared length, the actual length
 //! (short: [`SnapshotError::Truncated`], long: [`SnapshotError::TrailingBytes`]), the checksum,
 //! and the PMU version byte. Whether the state fits a PMU is [`Pmu::restore`]'s question.
 //!
@@ -62,7 +70,7 @@
 use core::fmt;
 
 use crate::backend::{CounterBackend, CounterId};
-use crate::config::PmuVersion;
+use crate::config::{FilterAction, PmuIrq, PmuVersion};
 use crate::field::{Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
 use crate::pmu::{bit, for_each_bit};
@@ -72,6 +80,79 @@ use crate::Pmu;
 /// The number of event counter slots in a [`PmuState`]: `PMEVCNTR0..=30`.
 const EVENT_SLOTS: usize = MAX_EVENT_COUNTERS as usize;
 const CYCLE: usize = CYCLE_COUNTER_BIT as usize;
+
+/// What a guest can see of its PMU that is not a register it writes: the configuration and the
+/// host's capabilities as the guest observes them. A [`PmuState`] records it, and
+/// [`Pmu::restore`] refuses a destination where any of it differs
+/// ([`SnapshotError::IdentityMismatch`]), so nothing a guest reads changes under it across a
+/// migration.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{config::{PmuConfig, PmuIrq}, Pmu, SoftBackend};
+/// let cfg = PmuConfig::builder().irq(PmuIrq::Ppi(23)).identity(0x41, 3).build()?;
+/// let mut pmu = Pmu::new(cfg, SoftBackend::new())?;
+/// let id = pmu.save().identity;
+/// assert_eq!((id.irq, id.imp, id.idcode), (23, 0x41, 3));
+/// # Ok::<(), vpmu::config::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Identity {
+    /// The PMU interrupt's INTID (a PPI or an SPI), 0 for none.
+    pub irq: u16,
+    /// `PMCR.IMP`.
+    pub imp: u8,
+    /// `PMCR.IDCODE`.
+    pub idcode: u8,
+    /// `PMMIR_EL1`.
+    pub pmmir: u32,
+    /// The event filter, as the CRC-32 of its actions in order (each: 0 allow or 1 deny, then
+    /// the first and last event, little-endian `u16`s). Two filters with the same actions have
+    /// the same digest.
+    pub filter: u32,
+    /// `PMCEID0_EL0` and `PMCEID1_EL0` (64 bits each): the events the guest is told about,
+    /// which the backend's host and the filter decide.
+    pub pmceid: [u64; 2],
+}
+
+/// A field of [`Identity`], for [`SnapshotError::IdentityMismatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum IdentityField {
+    /// The interrupt's INTID.
+    Irq,
+    /// `PMCR.IMP`.
+    Imp,
+    /// `PMCR.IDCODE`.
+    Idcode,
+    /// `PMMIR_EL1`.
+    Pmmir,
+    /// The event filter (its digest).
+    Filter,
+    /// `PMCEID0_EL0`.
+    Pmceid0,
+    /// `PMCEID1_EL0`.
+    Pmceid1,
+}
+
+impl fmt::Display for IdentityField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdentityField::Irq => "PMU interrupt INTID",
+            IdentityField::Imp => "PMCR.IMP",
+            IdentityField::Idcode => "PMCR.IDCODE",
+            IdentityField::Pmmir => "PMMIR_EL1",
+            IdentityField::Filter => "event filter digest",
+            IdentityField::Pmceid0 => "PMCEID0_EL0",
+            IdentityField::Pmceid1 => "PMCEID1_EL0",
+        })
+    }
+}
 
 /// Every guest-visible register and counter of one vPMU, as plain data: what
 /// [`Pmu::save`] gives and [`Pmu::restore`] takes.
@@ -126,6 +207,8 @@ pub struct PmuState {
     /// and this is how many cycles (`0..64`) have been counted towards the next tick. Without
     /// it a migrated cycle counter could tick up to 63 cycles late.
     pub prescale: u8,
+    /// What else the guest sees of its PMU: a destination must show the same.
+    pub identity: Identity,
 }
 
 /// Why a snapshot could not be read or restored. Nothing changed when one is returned.
@@ -151,6 +234,25 @@ pub enum SnapshotError {
         found: u16,
         /// The newest version this vpmu reads.
         newest: u16,
+    },
+    /// A format version older than this vpmu reads: format 1 recorded no [`Identity`], so
+    /// a restore could not check that the guest sees the same PMU. Save it again with a vpmu
+    /// that writes the current format.
+    OldFormat {
+        /// The version in the input.
+        found: u16,
+        /// The oldest version this vpmu reads.
+        oldest: u16,
+    },
+    /// The state was saved on a PMU the guest would see differently: another interrupt,
+    /// `PMCR.IMP`/`IDCODE`, `PMMIR`, event filter or `PMCEID`.
+    IdentityMismatch {
+        /// Which.
+        field: IdentityField,
+        /// The state's value.
+        state: u64,
+        /// The destination's value.
+        config: u64,
     },
     /// Format version 0, which never existed.
     BadFormatVersion {
@@ -242,6 +344,12 @@ impl fmt::Display for SnapshotError {
             SnapshotError::FutureVersion { found, newest } => {
                 write!(f, "snapshot format version {found} is newer than this vpmu reads (up to {newest})")
             }
+            SnapshotError::OldFormat { found, oldest } => {
+                write!(f, "snapshot format version {found} is older than this vpmu reads (from {oldest}): it records no PMU identity")
+            }
+            SnapshotError::IdentityMismatch { field, state, config } => {
+                write!(f, "the state was saved on a PMU with another {field} ({state:#x}; the destination has {config:#x})")
+            }
             SnapshotError::BadFormatVersion { found } => write!(f, "snapshot format version {found} does not exist"),
             SnapshotError::BadLength { declared, expected } => {
                 write!(f, "snapshot declares {declared} bytes, but its format version has {expected}")
@@ -281,23 +389,41 @@ impl core::error::Error for SnapshotError {}
 
 const MAGIC: [u8; 8] = *b"VPMUSNAP";
 const HEADER: usize = 14;
-const BODY: usize = 3 + 8 * 8 + 8 * 2 * EVENT_SLOTS;
+const IDENTITY: usize = 2 + 1 + 1 + 4 + 4 + 8 + 8;
+const BODY: usize = 3 + 8 * 8 + 8 * 2 * EVENT_SLOTS + IDENTITY;
 const CRC_AT: usize = HEADER + BODY;
-// The layout table in the module docs says 581.
-static_assertions::const_assert_eq!(CRC_AT + 4, 581);
+// The layout table in the module docs says 609.
+static_assertions::const_assert_eq!(CRC_AT + 4, 609);
 
 /// CRC-32, IEEE 802.3 (reflected polynomial 0xEDB88320, initial and final XOR all ones): the
 /// `crc32` of zlib, gzip and PNG.
 fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+    let mut c = Crc32::new();
+    c.update(data);
+    c.finish()
+}
+
+/// [`crc32`] over data that comes in pieces.
+struct Crc32(u32);
+
+impl Crc32 {
+    const fn new() -> Self {
+        Self(!0)
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 ^= u32::from(b);
+            for _ in 0..8 {
+                let mask = (self.0 & 1).wrapping_neg();
+                self.0 = (self.0 >> 1) ^ (0xedb8_8320 & mask);
+            }
         }
     }
-    !crc
+
+    const fn finish(&self) -> u32 {
+        !self.0
+    }
 }
 
 /// Writes fixed-size chunks one after the other.
@@ -340,7 +466,7 @@ fn version_from_pmuver(pmuver: u8) -> Option<PmuVersion> {
 impl PmuState {
     /// The format version [`PmuState::to_bytes`] writes and the newest
     /// [`PmuState::from_bytes`] reads.
-    pub const FORMAT_VERSION: u16 = 1;
+    pub const FORMAT_VERSION: u16 = 2;
 
     /// The length of the byte form.
     pub const BYTES: usize = CRC_AT + 4;
@@ -371,6 +497,13 @@ impl PmuState {
         for v in self.evcntr.iter().chain(self.evtyper.iter()) {
             w.put(v.to_le_bytes());
         }
+        let id = &self.identity;
+        w.put(id.irq.to_le_bytes());
+        w.put([id.imp, id.idcode]);
+        w.put(id.pmmir.to_le_bytes());
+        w.put(id.filter.to_le_bytes());
+        w.put(id.pmceid[0].to_le_bytes());
+        w.put(id.pmceid[1].to_le_bytes());
         let crc = crc32(out.get(..CRC_AT).unwrap_or(&[]));
         Writer(out.get_mut(CRC_AT..).unwrap_or(&mut [])).put(crc.to_le_bytes());
         out
@@ -417,6 +550,9 @@ impl PmuState {
         if format == 0 {
             return Err(SnapshotError::BadFormatVersion { found: format });
         }
+        if format < Self::FORMAT_VERSION {
+            return Err(SnapshotError::OldFormat { found: format, oldest: Self::FORMAT_VERSION });
+        }
         let declared = u32::from_le_bytes(r.take()?);
         let expected = Self::BYTES as u32;
         if declared != expected {
@@ -451,6 +587,11 @@ impl PmuState {
         for v in &mut evtyper {
             *v = r.u64()?;
         }
+        let irq = u16::from_le_bytes(r.take()?);
+        let [imp, idcode] = r.take()?;
+        let pmmir = u32::from_le_bytes(r.take()?);
+        let filter = u32::from_le_bytes(r.take()?);
+        let pmceid = [r.u64()?, r.u64()?];
         Ok(PmuState {
             counters,
             version,
@@ -465,6 +606,7 @@ impl PmuState {
             pmccntr,
             pmccfiltr,
             prescale,
+            identity: Identity { irq, imp, idcode, pmmir, filter, pmceid },
         })
     }
 }
@@ -512,6 +654,27 @@ impl<B: CounterBackend> Pmu<B> {
             pmccntr: c.value,
             pmccfiltr: c.evtyper.into(),
             prescale: c.prescale,
+            identity: self.identity(),
+        }
+    }
+
+    /// What the guest sees of this PMU beyond its registers: see [`Identity`].
+    #[must_use]
+    pub fn identity(&self) -> Identity {
+        let c = &self.cfg;
+        let mut digest = Crc32::new();
+        for (action, events) in c.filter.actions() {
+            digest.update(&[u8::from(action == FilterAction::Deny)]);
+            digest.update(&events.start().to_le_bytes());
+            digest.update(&events.end().to_le_bytes());
+        }
+        Identity {
+            irq: c.irq.map_or(0, PmuIrq::intid),
+            imp: c.imp,
+            idcode: c.idcode,
+            pmmir: c.pmmir,
+            filter: digest.finish(),
+            pmceid: self.ceid,
         }
     }
 
@@ -539,6 +702,20 @@ impl<B: CounterBackend> Pmu<B> {
         }
         if state.version != cfg.version {
             return Err(SnapshotError::VersionMismatch { state: state.version, config: cfg.version });
+        }
+        let (a, b) = (&state.identity, self.identity());
+        for (field, state, config) in [
+            (IdentityField::Irq, a.irq.into(), b.irq.into()),
+            (IdentityField::Imp, a.imp.into(), b.imp.into()),
+            (IdentityField::Idcode, a.idcode.into(), b.idcode.into()),
+            (IdentityField::Pmmir, a.pmmir.into(), b.pmmir.into()),
+            (IdentityField::Filter, a.filter.into(), b.filter.into()),
+            (IdentityField::Pmceid0, a.pmceid[0], b.pmceid[0]),
+            (IdentityField::Pmceid1, a.pmceid[1], b.pmceid[1]),
+        ] {
+            if state != config {
+                return Err(SnapshotError::IdentityMismatch { field, state, config });
+            }
         }
         let reserved = |reg: PmuReg, value: u64, allowed: u64| match value & !allowed {
             0 => Ok(()),
@@ -597,6 +774,9 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// - [`SnapshotError::CounterMismatch`], [`SnapshotError::VersionMismatch`]: the state was
     ///   saved under another `N` or PMU version;
+    /// - [`SnapshotError::IdentityMismatch`]: the state was saved on a PMU the guest would see
+    ///   differently (its [`Identity`]: interrupt, `PMCR.IMP`/`IDCODE`, `PMMIR`, event filter,
+    ///   `PMCEID`);
     /// - [`SnapshotError::ReservedBits`] with `PMCR` (bits other than `E`, `D`, `X`, `DP`,
     ///   `LC`, and `LP` from PMUv3p5), then [`SnapshotError::LcClear`] (`LC` clear without
     ///   AArch32 EL0), then `ReservedBits` with `PMSELR` (above 31) and `PMUSERENR` (bits

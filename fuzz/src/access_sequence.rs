@@ -188,27 +188,6 @@ macro_rules! ensure {
     };
 }
 
-/// Whether an AArch32 condition passes with flags `nzcv` (N, Z, C, V in bits 3..0): the Arm
-/// ARM's `ConditionHolds`, written out here rather than taken from vpmu.
-fn condition_holds(cond: u8, nzcv: u8) -> bool {
-    let (n, z, c, v) = (nzcv & 8 != 0, nzcv & 4 != 0, nzcv & 2 != 0, nzcv & 1 != 0);
-    let base = match cond >> 1 {
-        0 => z,
-        1 => c,
-        2 => n,
-        3 => v,
-        4 => c && !z,
-        5 => n == v,
-        6 => n == v && !z,
-        _ => true,
-    };
-    if cond & 1 == 1 && cond != 0b1111 {
-        !base
-    } else {
-        base
-    }
-}
-
 /// One register access: the syndrome, and what the model expects.
 fn access(b: &mut Bytes, pmu: &mut Pmu<Delayed>, model: &mut Model, aarch32_el0: bool) -> Result<(), String> {
     let all: Vec<PmuReg> = PmuReg::all().collect();
@@ -286,7 +265,7 @@ fn access(b: &mut Bytes, pmu: &mut Pmu<Delayed>, model: &mut Model, aarch32_el0:
     };
     let before = regs.0;
     let op = if dir == Direction::Read { Op::Read } else { Op::Write(written) };
-    let fails = aarch32 && cond.is_some_and(|c| !condition_holds(c.get(), nzcv));
+    let fails = aarch32 && cond.is_some_and(|c| !model::condition_holds(c.get(), nzcv));
     let want = if fails { Outcome::ConditionFailed } else { model.access(reg, op, xfer.is_32bit(), el) };
     let got = pmu.handle_esr(esr, pstate, &mut regs).map_err(|e| format!("{a} (ESR {esr:#x}) did not decode: {e}"))?;
     ensure!(got == want, "{a} at {el:?} (ESR {esr:#x}, {op:?}): the PMU gives {got:?}, the model {want:?}");

@@ -479,3 +479,25 @@ impl Model {
         self.typ[i]
     }
 }
+
+/// Whether an AArch32 condition passes with flags `nzcv` (N, Z, C, V in bits 3..0): the Arm
+/// ARM's `ConditionHolds`, written out here rather than taken from vpmu.
+#[allow(dead_code)]
+pub fn condition_holds(cond: u8, nzcv: u8) -> bool {
+    let (n, z, c, v) = (nzcv & 8 != 0, nzcv & 4 != 0, nzcv & 2 != 0, nzcv & 1 != 0);
+    let base = match cond >> 1 {
+        0 => z,
+        1 => c,
+        2 => n,
+        3 => v,
+        4 => c && !z,
+        5 => n == v,
+        6 => n == v && !z,
+        _ => true,
+    };
+    if cond & 1 == 1 && cond != 0b1111 {
+        !base
+    } else {
+        base
+    }
+}
