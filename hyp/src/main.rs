@@ -69,8 +69,7 @@ fn el2_setup(cpu: usize) {
     msr!("hcr_el2", (1 << 31) | (1 << 41) | (1 << 40) | (1 << 19) | (1 << 4) | (1 << 3));
     // TPM | TPMCR trap every PMU access; HPMN = N gives the guest every counter; HPMD and
     // HCCD keep EL2 out of every count.
-    let n = u64::from(vm::physical_counters());
-    msr!("mdcr_el2", (1 << 23) | (1 << 17) | (1 << 6) | (1 << 5) | n);
+    msr!("mdcr_el2", vm::mdcr_el2());
     // EL0 PMU accesses must pass the EL1 check to reach EL2 (then vpmu applies the guest's
     // PMUSERENR). EN only: QEMU 7.2 lets an EL0 access that CR, ER or SW allow skip the
     // MDCR_EL2.TPM trap.

@@ -2,15 +2,15 @@
 //! `Pmu` per vCPU, the trapped-access entry point, the interrupt level, and the physical PMU
 //! interrupt. A change of vpmu's API is a change of this file only.
 
-use vpmu::config::{PmuConfig, PmuIrq, PmuVersion};
+use vpmu::config::{PmuConfig, PmuIrq};
 use vpmu::decode::{decode_esr, Decoded};
 use vpmu::reg::PmuReg;
-use vpmu::{GuestRegs, Outcome, Pmu, Pstate};
+use vpmu::{CounterBackend, GuestRegs, Outcome, Pmu, Pstate};
 
 use crate::sysreg::mrs;
 
-/// The counter backend of every vCPU's PMU.
-pub type Backend = vpmu::backend::SoftBackend;
+/// The counter backend of every vCPU's PMU: the physical PMU, from EL2 (`vpmu-hw`).
+pub type Backend = vpmu_hw::HwBackend<vpmu_hw::SysRegs>;
 /// One vCPU's virtual PMU.
 pub type VPmu = Pmu<Backend>;
 
@@ -19,22 +19,24 @@ pub fn physical_counters() -> u8 {
     ((mrs!("pmcr_el0") >> 11) & 0x1f) as u8
 }
 
-/// The VM-wide configuration: the physical PMU's number of counters and version, the PMU
-/// interrupt on the DT's PPI.
+/// `MDCR_EL2` for the guest: `TPM | TPMCR` trap every PMU access, `HPMN` = N gives the guest
+/// every counter, `HPMD | HCCD` keep EL2 out of every count.
+pub fn mdcr_el2() -> u64 {
+    vpmu_hw::mdcr_el2::for_guest(physical_counters())
+}
+
+/// The VM-wide configuration: as many counters as the backend has (`HPMN`), the physical
+/// PMU's version, the PMU interrupt on the DT's PPI. Call after `MDCR_EL2` is set.
 pub fn vm_config() -> Option<PmuConfig> {
-    let version = match (mrs!("id_aa64dfr0_el1") >> 8) & 0xf {
-        1 => PmuVersion::V3,
-        4 => PmuVersion::V3p1,
-        5 => PmuVersion::V3p4,
-        _ => PmuVersion::V3p5,
-    };
-    PmuConfig::builder().counters(physical_counters()).version(version).irq(PmuIrq::Ppi(crate::gic::PMU_PPI as u16)).build().ok()
+    let hw = Backend::new(vpmu_hw::SysRegs::new());
+    let version = hw.pmu_version()?;
+    PmuConfig::builder().counters(hw.max_event_counters()).version(version).irq(PmuIrq::Ppi(crate::gic::PMU_PPI as u16)).build().ok()
 }
 
 /// A vCPU's PMU in its reset state, its configuration fixed, loaded on this CPU (one vCPU
 /// per physical CPU: it is never put).
 pub fn new_pmu(cfg: PmuConfig) -> Option<VPmu> {
-    let mut pmu = Pmu::new(cfg, Backend::new()).ok()?;
+    let mut pmu = Pmu::new(cfg, Backend::new(vpmu_hw::SysRegs::new())).ok()?;
     pmu.start();
     pmu.vcpu_load();
     Some(pmu)
@@ -101,8 +103,9 @@ pub fn irq_level(pmu: &mut VPmu) -> bool {
     pmu.irq_level()
 }
 
-/// The physical PMU interrupt fired on this CPU: the `Pmu` folds the counters that
-/// overflowed (the soft backend never overflows: nothing to do).
+/// The physical PMU interrupt fired on this CPU: the `Pmu` takes the physical overflow flags
+/// (clearing them lowers the level-sensitive PPI), folds the counters that overflowed and
+/// re-arms them.
 pub fn physical_pmu_interrupt(pmu: &mut VPmu) {
     pmu.handle_overflows();
 }
