@@ -63,7 +63,7 @@ qargs=(-M virt,virtualization=on,gic-version=3 -m 1G -nographic -no-reboot -kern
 checks1=(pmcr-n undef-pmevcntr-n sw-incr pmselr-pmxevcntr chain
   el0-denied-pmccntr el0-denied-pmevcntr el0-denied-pmswinc el0-en-pmcr el0-en-pmevcntr-write
   el0-sw-pmswinc el0-sw-pmccntr el0-cr-pmccntr el0-cr-pmevcntr el0-er-pmevcntr el0-er-pmevcntr-write
-  overflow-irq timer-irq
+  overflow-irq timer-irq lr-queue
   inst-retired-loop cycles-equal-instructions pmccntr-around-nop overflow-exact overflow-irq-physical chain-real-events)
 checks2=("${checks1[@]}" cpu1-up cpu1-pmcr-reset cpu1-overflow-irq cpu1-timer-irq cpu1-sgi cpu1-pmu-private sgi-to-cpu1 cpu0-pmu-private)
 for run in max:1 max:2 cortex-a57:2; do

@@ -7,6 +7,8 @@ use crate::sysreg::{isb, mrs, msr, read_lr, write_lr};
 
 /// The PMU's PPI on QEMU virt (the DT's PMU interrupt): physical and virtual.
 pub const PMU_PPI: u32 = 23;
+/// The GIC's maintenance interrupt (the list registers have drained).
+pub const MAINT_PPI: u32 = 25;
 /// The first special INTID: 1020..=1023 are not interrupts.
 pub const SPURIOUS: u32 = 1020;
 /// The priority virtual interrupts are given (Linux's default priority).
@@ -56,6 +58,18 @@ pub fn init_cpu(cpu: usize) {
         // GICD_CTLR: affinity routing, group 1 enabled (QEMU's virt GIC has DS = 1).
         write32(GICD_BASE, read32(GICD_BASE) | (1 << 4) | (1 << 1));
     }
+}
+
+/// Asks for the maintenance interrupt when the list registers drain (`ICH_HCR_EL2.UIE`: at
+/// most one valid entry left), or stops asking. The guest's GIC driver disables the PPIs it
+/// does not use, so the PPI is enabled again here, on this CPU's redistributor, each time.
+pub fn underflow_irq(cpu: usize, on: bool) {
+    if on {
+        let sgi = GICR_BASE + cpu * GICR_STRIDE + 0x1_0000;
+        write32(sgi + 0x80, read32(sgi + 0x80) | (1 << MAINT_PPI));
+        write32(sgi + 0x100, 1 << MAINT_PPI);
+    }
+    msr!("ich_hcr_el2", 1 | (u64::from(on) << 1));
 }
 
 /// Acknowledges the highest-priority pending physical interrupt: its `ICC_IAR1_EL1` value

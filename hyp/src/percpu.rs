@@ -15,9 +15,12 @@ pub struct PerCpu {
     pub pmu: Option<VPmu>,
     /// The virtual PMU interrupt's level as last driven.
     pub virq: bool,
+    /// Interrupts (INTID < 128) waiting for a free list register; those ≥ 16 are still
+    /// active physically and go in hardware-mapped.
+    pub queued: u128,
 }
 
-const EMPTY: PerCpu = PerCpu { cpu: 0, pmu: None, virq: false };
+const EMPTY: PerCpu = PerCpu { cpu: 0, pmu: None, virq: false, queued: 0 };
 static mut PERCPU: [PerCpu; MAX_CPUS] = [EMPTY; MAX_CPUS];
 
 /// Makes `cpu`'s slot this CPU's (`TPIDR_EL2`).
@@ -52,8 +55,10 @@ pub struct Stats {
     pub el1_traps: AtomicU64,
     /// Physical interrupts forwarded.
     pub forwarded: AtomicU64,
-    /// Interrupts dropped because no list register was free.
+    /// Interrupts dropped because no list register was free (INTID ≥ 128 only).
     pub lr_full: AtomicU64,
+    /// Interrupts queued until a list register was free.
+    pub queued: AtomicU64,
     /// SGIs sent for the guest.
     pub sgis: AtomicU64,
 }
@@ -69,6 +74,7 @@ const ZSTATS: Stats = Stats {
     el1_traps: Z,
     forwarded: Z,
     lr_full: Z,
+    queued: Z,
     sgis: Z,
 };
 /// Every CPU's statistics.
@@ -103,9 +109,10 @@ pub fn print_stats() {
         sum(&|s: &Stats| &s.el1_traps)
     );
     crate::hprintln!(
-        "stats: interrupts forwarded {}, SGIs replayed {}, dropped for want of a list register {}",
+        "stats: interrupts forwarded {}, SGIs replayed {}, queued for a list register {}, dropped {}",
         sum(&|s: &Stats| &s.forwarded),
         sum(&|s: &Stats| &s.sgis),
+        sum(&|s: &Stats| &s.queued),
         sum(&|s: &Stats| &s.lr_full)
     );
 }

@@ -102,6 +102,7 @@ fn sysreg(f: &mut Frame, esr: u64) {
             }
         }
     }
+    flush(pc);
     update_virq(pc);
 }
 
@@ -188,21 +189,54 @@ extern "C" fn lower_irq(_f: &mut Frame, _kind: u64) {
                 vm::physical_pmu_interrupt(pmu);
             }
             gic::deactivate(intid);
-        } else if intid < 16 {
-            // SGIs cannot be hardware-mapped: deliver a virtual one, deactivate ours.
+        } else if intid == gic::MAINT_PPI {
+            // The list registers drained: refill them now, which ends the (level) condition,
+            // before the interrupt is deactivated.
+            flush(pc);
             gic::deactivate(intid);
-            if !gic::inject(intid, false) {
-                bump(&stats.lr_full);
-            }
-            bump(&stats.forwarded);
-        } else if gic::inject(intid, true) {
-            bump(&stats.forwarded);
         } else {
-            bump(&stats.lr_full);
-            gic::deactivate(intid);
+            if intid < 16 {
+                // SGIs cannot be hardware-mapped: deliver a virtual one, deactivate ours.
+                gic::deactivate(intid);
+            }
+            deliver(pc, intid);
         }
     }
+    flush(pc);
     update_virq(pc);
+}
+
+/// Delivers a physical interrupt to the guest: in a list register (hardware-mapped for
+/// INTID ≥ 16), or queued until one is free (the physical interrupt stays active meanwhile).
+fn deliver(pc: &mut percpu::PerCpu, intid: u32) {
+    let stats = percpu::stats(pc.cpu);
+    if pc.queued == 0 && gic::inject(intid, intid >= 16) {
+        bump(&stats.forwarded);
+    } else if intid < 128 {
+        pc.queued |= 1 << intid;
+        bump(&stats.queued);
+        gic::underflow_irq(pc.cpu, true);
+    } else {
+        bump(&stats.lr_full);
+        gic::deactivate(intid);
+    }
+}
+
+/// Moves queued interrupts into free list registers, lowest INTID first.
+fn flush(pc: &mut percpu::PerCpu) {
+    if pc.queued == 0 {
+        return;
+    }
+    let stats = percpu::stats(pc.cpu);
+    while pc.queued != 0 {
+        let intid = pc.queued.trailing_zeros();
+        if !gic::inject(intid, intid >= 16) {
+            return;
+        }
+        pc.queued &= !(1 << intid);
+        bump(&stats.forwarded);
+    }
+    gic::underflow_irq(pc.cpu, false);
 }
 
 /// An exception taken from EL2 itself: a hypervisor bug.

@@ -19,6 +19,8 @@ const IL: u64 = 1 << 25;
 /// Per-CPU interrupt records, indexed by CPU: count, last INTID, PMOVSSET and counter 3
 /// seen by the PMU handler.
 pub(crate) static IRQS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+/// INTIDs below 32 seen, per CPU.
+static SEEN: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 pub(crate) static LAST_INTID: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 pub(crate) static OVS_SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 static CNT_SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
@@ -53,6 +55,9 @@ pub fn irq() {
         return;
     }
     LAST_INTID[c].store(intid, Ordering::Relaxed);
+    if intid < 32 {
+        SEEN[c].fetch_or(1 << intid, Ordering::Relaxed);
+    }
     match intid {
         PMU_PPI => {
             let ovs = mrs!("pmovsset_el0");
@@ -143,6 +148,27 @@ fn timer_irq(name: &str) {
     msr!("cntv_ctl_el0", 0);
 }
 
+/// More interrupts at once than list registers: six SGIs to itself while IRQs are masked.
+/// The hypervisor fills its 4 list registers, queues the rest and refills from the
+/// maintenance interrupt as the guest handles them: all six arrive, once each.
+fn lr_queue() {
+    let sgi_base = GICR_BASE + 0x1_0000;
+    arch::mmio_write(sgi_base + 0x80, u32::MAX); // IGROUPR0: all group 1
+    arch::mmio_write(sgi_base + 0x100, 0xfc); // ISENABLER0: SGIs 2..=7
+    gic_cpu_on();
+    IRQS[0].store(0, Ordering::Relaxed);
+    SEEN[0].store(0, Ordering::Relaxed);
+    for sgi in 2..=7u64 {
+        msr!("icc_sgi1r_el1", (sgi << 24) | 1); // to CPU 0 (Aff0 = 0): itself
+    }
+    arch::irq_on();
+    let got = wait_irqs(0, 6);
+    wait_until(1, || false);
+    arch::irq_off();
+    let (n, seen) = (IRQS[0].load(Ordering::Relaxed), SEEN[0].load(Ordering::Relaxed));
+    check("lr-queue", got && n == 6 && seen == 0xfc, format_args!("interrupts {n}, SGIs seen {seen:#x}"));
+}
+
 pub fn cpu0() {
     if cfg!(feature = "measure-only") {
         return measure();
@@ -212,6 +238,7 @@ pub fn cpu0() {
     el0_checks();
     overflow_irq("overflow-irq");
     timer_irq("timer-irq");
+    lr_queue();
     exact_checks();
     measure();
     smp();
