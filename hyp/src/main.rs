@@ -44,10 +44,10 @@ const QEMU_DTB: usize = 0x4000_0000;
 const DTB_SLOT: u64 = 0x20_0000;
 
 /// The VM-wide PMU configuration, set by CPU 0 before any secondary starts.
-static mut VM_CONFIG: Option<vpmu::PmuConfig> = None;
+static mut VM_CONFIG: Option<vm::PmuConfig> = None;
 static VM_CONFIG_SET: AtomicBool = AtomicBool::new(false);
 
-fn vm_config() -> Option<vpmu::PmuConfig> {
+fn vm_config() -> Option<vm::PmuConfig> {
     if !VM_CONFIG_SET.load(Ordering::Acquire) {
         return None;
     }
@@ -55,7 +55,7 @@ fn vm_config() -> Option<vpmu::PmuConfig> {
     unsafe { *core::ptr::addr_of!(VM_CONFIG) }
 }
 
-fn set_vm_config(cfg: vpmu::PmuConfig) {
+fn set_vm_config(cfg: vm::PmuConfig) {
     // SAFETY: CPU 0 writes it before the guest runs, so before any secondary exists.
     unsafe { *core::ptr::addr_of_mut!(VM_CONFIG) = Some(cfg) };
     VM_CONFIG_SET.store(true, Ordering::Release);

@@ -22,17 +22,6 @@ pub struct Frame {
     _pad: u64,
 }
 
-impl vpmu::GuestRegs for Frame {
-    fn get(&self, n: u8) -> u64 {
-        self.x.as_slice().get(usize::from(n)).copied().unwrap_or(0)
-    }
-    fn set(&mut self, n: u8, value: u64) {
-        if let Some(x) = self.x.as_mut_slice().get_mut(usize::from(n)) {
-            *x = value;
-        }
-    }
-}
-
 const EC_SHIFT: u32 = 26;
 const EC_UNKNOWN: u64 = 0x00;
 const EC_HVC64: u64 = 0x16;

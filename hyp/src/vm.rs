@@ -2,7 +2,8 @@
 //! `Pmu` per vCPU, the trapped-access entry point, the interrupt level, and the physical PMU
 //! interrupt. A change of vpmu's API is a change of this file only.
 
-use vpmu::config::{PmuConfig, PmuIrq};
+pub use vpmu::config::PmuConfig;
+use vpmu::config::PmuIrq;
 use vpmu::decode::{decode_esr, Decoded};
 use vpmu::reg::PmuReg;
 use vpmu::{CounterBackend, GuestRegs, Outcome, Pmu, Pstate};
@@ -13,6 +14,18 @@ use crate::sysreg::mrs;
 pub type Backend = vpmu_hw::HwBackend<vpmu_hw::SysRegs>;
 /// One vCPU's virtual PMU.
 pub type VPmu = Pmu<Backend>;
+
+/// vpmu reads and writes the guest's X registers in the trap frame.
+impl GuestRegs for crate::trap::Frame {
+    fn get(&self, n: u8) -> u64 {
+        self.x.as_slice().get(usize::from(n)).copied().unwrap_or(0)
+    }
+    fn set(&mut self, n: u8, value: u64) {
+        if let Some(x) = self.x.as_mut_slice().get_mut(usize::from(n)) {
+            *x = value;
+        }
+    }
+}
 
 /// The physical PMU's `PMCR_EL0.N`: how many event counters the guest gets (`MDCR_EL2.HPMN`).
 pub fn physical_counters() -> u8 {
