@@ -16,7 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use vpmu::config::{PmuConfig, EVENT_CPU_CYCLES, EVENT_INST_RETIRED, EVENT_SW_INCR};
 use vpmu::decode::{decode_esr, Cond, Direction, Gpr, SysregAccess, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend};
+use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend, Trap};
 
 const COUNTERS: u8 = 6;
 /// `PMCR.E`.
@@ -94,7 +94,7 @@ fn trap_path(c: &mut Criterion) {
     });
     // Leave the counters running again.
     x[1] = PMCR_E;
-    assert_eq!(pmu.handle_esr(pmcr_write, Pstate::EL1, &mut x), Ok(Outcome::Written));
+    assert_eq!(pmu.handle_esr(pmcr_write, Pstate::EL1, &mut x), Ok(Trap::Pmu(Outcome::Written)));
 
     g.bench_function("MRS PMEVCNTR3_EL0", |b| b.iter(|| pmu.handle_esr(black_box(evcntr_read), Pstate::EL1, black_box(&mut x))));
     assert_eq!(x[2], 400);

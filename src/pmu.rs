@@ -4,10 +4,12 @@ use core::fmt;
 
 use crate::backend::{CountRequest, CounterBackend, CounterId, EmulatedBackend};
 use crate::config::{ConfigError, El0Denial, PmuConfig, PmuVersion, EVENTS_STALL_SLOT, EVENT_CHAIN, EVENT_CPU_CYCLES, EVENT_SW_INCR};
-use crate::decode::{decode_esr, decode_insn, Cond, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
+use crate::decode::{
+    decode_esr, decode_insn, Cond, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer, EC_CP15_32, EC_SYS64, ISS_MASK,
+};
 use crate::field::{EvtypeFilter, Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
-use crate::reg::{EventCounter, PmuReg, CYCLE_COUNTER_BIT};
+use crate::reg::{self, CounterReg, EventCounter, PmceidReg, PmuReg, SetClr, TypeReg, CYCLE_COUNTER_BIT};
 
 /// The exception level of the guest when it made an access or when events happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,10 +115,49 @@ impl From<El> for Pstate {
     }
 }
 
-/// What a register access becomes. The caller acts on it: vpmu never injects anything.
+/// What a trapped system register access is: a PMU register's, which vpmu emulated, or
+/// another register's, for the hypervisor's other handlers. What [`Pmu::handle_esr`] and
+/// [`Pmu::handle_insn`] give; an access already decoded to a PMU register
+/// ([`Pmu::handle`]) is always [`Outcome`].
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{config::PmuConfig, Outcome, Pmu, Pstate, SoftBackend, Trap};
+/// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+/// let mut x = [0u64; 31];
+/// // MRS X0, CNTVCT_EL0: not the PMU's
+/// assert!(matches!(pmu.handle_esr(0x6232_c001, Pstate::EL1, &mut x), Ok(Trap::NotPmu(_))));
+/// // MRS X2, PMCR_EL0
+/// assert!(matches!(pmu.handle_esr(0x6230_e459, Pstate::EL1, &mut x), Ok(Trap::Pmu(Outcome::Read(_)))));
+/// # Ok::<(), vpmu::config::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[must_use]
+pub enum Trap {
+    /// A PMU register: emulated, and what must happen now.
+    Pmu(Outcome),
+    /// Not a PMU register: hand the access to the hypervisor's other handlers. Nothing changed.
+    NotPmu(crate::decode::OtherSysreg),
+}
+
+impl Trap {
+    /// The outcome of a PMU access, `None` for another register.
+    #[must_use]
+    pub const fn outcome(self) -> Option<Outcome> {
+        match self {
+            Trap::Pmu(o) => Some(o),
+            Trap::NotPmu(_) => None,
+        }
+    }
+}
+
+/// What a PMU register access becomes. The caller acts on it: vpmu never injects anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+#[non_exhaustive]
 pub enum Outcome {
     /// A read: the value for the guest's register (for a 32-bit AArch32 access, zero-extended
     /// from bits \[31:0\]). [`Pmu::handle`] has already put it in place.
@@ -132,8 +173,6 @@ pub enum Outcome {
     /// (whether such an instruction traps is IMPLEMENTATION DEFINED): nothing was done;
     /// skip the instruction, as if it had executed.
     ConditionFailed,
-    /// Not a PMU register: hand the access to the hypervisor's other handlers.
-    NotPmu(crate::decode::OtherSysreg),
 }
 
 impl Outcome {
@@ -241,13 +280,13 @@ const LOW32: u64 = 0xffff_ffff;
 /// # Examples
 ///
 /// ```
-/// use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu, Pstate};
+/// use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu, Pstate, Trap};
 ///
 /// let mut pmu = Pmu::new(PmuConfig::builder().counters(4).build()?, SoftBackend::new())?;
 /// let mut x = [0u64; 31];
 /// // MRS X2, PMCR_EL0
-/// let out = pmu.handle_esr(0x6230_e459, Pstate::EL1, &mut x).unwrap();
-/// assert_eq!(out, Outcome::Read(4 << 11)); // N = 4
+/// let out = pmu.handle_esr(0x6230_e459, Pstate::EL1, &mut x);
+/// assert_eq!(out, Ok(Trap::Pmu(Outcome::Read(4 << 11)))); // N = 4
 /// assert_eq!(x[2], 4 << 11);
 /// # Ok::<(), vpmu::config::ConfigError>(())
 /// ```
@@ -276,7 +315,7 @@ pub struct Pmu<B: CounterBackend> {
     pub(crate) el: El,
     /// The vCPU is loaded on a physical CPU ([`Pmu::vcpu_load`]).
     pub(crate) loaded: bool,
-    pub(crate) started: bool,
+    pub(crate) config_locked: bool,
     pub(crate) backend: B,
     pub(crate) backend_error: Option<B::Error>,
 }
@@ -304,7 +343,7 @@ impl<B: CounterBackend> Pmu<B> {
             held: 0,
             el: El::El1,
             loaded: false,
-            started: false,
+            config_locked: false,
             backend,
             backend_error: None,
         };
@@ -340,10 +379,10 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Busy`] after [`Pmu::start`], and [`ConfigError::TooManyCounters`] as for
+    /// [`ConfigError::Busy`] after [`Pmu::lock_config`], and [`ConfigError::TooManyCounters`] as for
     /// [`Pmu::new`]. On error nothing changes.
     pub fn reconfigure(&mut self, cfg: PmuConfig) -> Result<(), ConfigError> {
-        if self.started {
+        if self.config_locked {
             return Err(ConfigError::Busy);
         }
         check_backend(&cfg, &self.backend)?;
@@ -353,15 +392,29 @@ impl<B: CounterBackend> Pmu<B> {
         Ok(())
     }
 
-    /// Marks the vCPU as having run: from now on the configuration is fixed.
-    pub fn start(&mut self) {
-        self.started = true;
+    /// Fixes the configuration: call it when the vCPU first runs (KVM's rule: `N` and the
+    /// rest cannot change under a guest that has seen them). Afterwards
+    /// [`Pmu::reconfigure`] is refused and a one-reg write of `PMCR.N` is ignored. Counting
+    /// does not depend on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::{ConfigError, PmuConfig}, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// pmu.lock_config();
+    /// assert!(pmu.config_locked());
+    /// assert_eq!(pmu.reconfigure(PmuConfig::default()), Err(ConfigError::Busy));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn lock_config(&mut self) {
+        self.config_locked = true;
     }
 
-    /// Whether [`Pmu::start`] was called.
+    /// Whether [`Pmu::lock_config`] was called.
     #[must_use]
-    pub const fn started(&self) -> bool {
-        self.started
+    pub const fn config_locked(&self) -> bool {
+        self.config_locked
     }
 
     /// The architectural reset of the whole PMU: `PMCR.E` = 0, N kept, counters, bitmaps,
@@ -529,46 +582,57 @@ impl<B: CounterBackend> Pmu<B> {
     /// [`Pmu::handle`] with the access by value, so the trap path keeps it in registers.
     #[inline]
     fn handle_access(&mut self, access: SysregAccess, pstate: Pstate, regs: &mut impl GuestRegs) -> Outcome {
-        if let Xfer::A32 { cond, .. } | Xfer::A32Wide { cond, .. } = access.xfer {
-            if !pstate.passes(cond) {
-                return Outcome::ConditionFailed;
+        let read = access.dir == Direction::Read;
+        match access.xfer {
+            Xfer::A64 { rt } => self.transfer(access.reg, read, rt, false, pstate.el(), regs),
+            Xfer::A32 { rt, cond } if pstate.passes(cond) => self.transfer(access.reg, read, rt, true, pstate.el(), regs),
+            Xfer::A32Wide { rt, rt2, cond } if pstate.passes(cond) => {
+                let get = |r: Gpr| if r.is_zero_reg() { 0 } else { regs.get(r.get()) };
+                let op = if read { Op::Read } else { Op::Write((get(rt) & LOW32) | (get(rt2) << 32)) };
+                // A 64-bit transfer: the register's 64-bit view.
+                let out = self.guest_access(access.reg, Params { op, aarch32: false, el: pstate.el() });
+                if let Outcome::Read(v) = out {
+                    set_gpr(regs, rt, v & LOW32);
+                    set_gpr(regs, rt2, v >> 32);
+                }
+                out
             }
+            Xfer::A32 { .. } | Xfer::A32Wide { .. } => Outcome::ConditionFailed,
         }
-        let el = pstate.el();
-        if el != self.el {
-            // The guest changed level since we last looked: what the backend has pending
-            // happened at the old one (it decides where `CHAIN` counts).
-            self.handle_overflows();
-            self.el = el;
-        }
-        let get = |r: Gpr| if r.is_zero_reg() { 0 } else { regs.get(r.get()) };
-        let op = match (access.dir, access.xfer) {
-            (Direction::Read, _) => Op::Read,
-            (Direction::Write, Xfer::A64 { rt }) => Op::Write(get(rt)),
-            (Direction::Write, Xfer::A32 { rt, .. }) => Op::Write(get(rt) & LOW32),
-            (Direction::Write, Xfer::A32Wide { rt, rt2, .. }) => Op::Write((get(rt) & LOW32) | (get(rt2) << 32)),
+    }
+
+    /// An `MRS`/`MSR` (`aarch32` false) or `MRC`/`MCR` (true) of `reg` with `X<rt>`: the value
+    /// written comes from `rt` (bits \[31:0\] for AArch32; `XZR` is 0), the value read goes
+    /// there.
+    #[inline(always)]
+    fn transfer(&mut self, reg: PmuReg, read: bool, rt: Gpr, aarch32: bool, el: El, regs: &mut impl GuestRegs) -> Outcome {
+        let op = if read {
+            Op::Read
+        } else {
+            let v = if rt.is_zero_reg() { 0 } else { regs.get(rt.get()) };
+            Op::Write(if aarch32 { v & LOW32 } else { v })
         };
-        let out = self.emulate(access.reg, Params { op, aarch32: access.xfer.is_32bit(), el });
+        let out = self.guest_access(reg, Params { op, aarch32, el });
         if let Outcome::Read(v) = out {
-            let mut set = |r: Gpr, v: u64| {
-                if !r.is_zero_reg() {
-                    regs.set(r.get(), v);
-                }
-            };
-            match access.xfer {
-                Xfer::A64 { rt } => set(rt, v),
-                Xfer::A32 { rt, .. } => set(rt, v & LOW32),
-                Xfer::A32Wide { rt, rt2, .. } => {
-                    set(rt, v & LOW32);
-                    set(rt2, v >> 32);
-                }
-            }
+            set_gpr(regs, rt, v);
         }
         out
     }
 
+    /// A guest access: notes the guest's exception level, then the handler.
+    #[inline(always)]
+    fn guest_access(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if p.el != self.el {
+            // The guest changed level since we last looked: what the backend has pending
+            // happened at the old one (it decides where `CHAIN` counts).
+            self.handle_overflows();
+            self.el = p.el;
+        }
+        self.emulate(reg, p)
+    }
+
     /// Decodes an ESR_EL2 syndrome and emulates the access: the one call a hypervisor makes
-    /// for every trapped system register access. [`Outcome::NotPmu`] means: not ours, fall
+    /// for every trapped system register access. [`Trap::NotPmu`] means: not ours, fall
     /// through.
     ///
     /// `pstate` is the guest's state at the trap, from `SPSR_EL2` ([`Pstate::from_spsr`]):
@@ -580,10 +644,37 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// [`DecodeError`] if the syndrome is not a system register access (see
     /// [`decode_esr`]). Nothing changes then.
-    pub fn handle_esr(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
+    pub fn handle_esr(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
+        // The common case in one load: an MRS/MSR or MRC/MCR of a PMU register. `esr >> 25` is
+        // EC and IL with the RES0 upper word; the register's fields index a table built from
+        // the register table at compile time. Everything else takes the decoder.
+        let iss = (esr & ISS_MASK) as u32;
+        let rt = Gpr::new_truncate((iss >> 5) as u8);
+        let read = iss & 1 == 1;
+        if esr >> 25 == u64::from(EC_SYS64) << 1 | 1 && iss >> 20 == 3 {
+            if let Some(reg) = reg::a64_fast(iss) {
+                return Ok(Trap::Pmu(self.transfer(reg, read, rt, false, pstate.el(), regs)));
+            }
+        } else if esr >> 25 == u64::from(EC_CP15_32) << 1 | 1 {
+            if let Some(reg) = reg::cp15_fast(iss) {
+                let cond = if iss & (1 << 24) != 0 { Cond::new(((iss >> 20) & 0xf) as u8) } else { None };
+                if !pstate.passes(cond) {
+                    return Ok(Trap::Pmu(Outcome::ConditionFailed));
+                }
+                return Ok(Trap::Pmu(self.transfer(reg, read, rt, true, pstate.el(), regs)));
+            }
+        }
+        self.handle_esr_decoded(esr, pstate, regs)
+    }
+
+    /// The rest of [`Pmu::handle_esr`]: the decoder's way, out of line so the fast path stays
+    /// small (fewer registers saved on every trap).
+    #[cold]
+    #[inline(never)]
+    fn handle_esr_decoded(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
         Ok(match decode_esr(esr)? {
-            Decoded::Pmu(a) => self.handle_access(a, pstate, regs),
-            Decoded::NotPmu(o) => Outcome::NotPmu(o),
+            Decoded::Pmu(a) => Trap::Pmu(self.handle_access(a, pstate, regs)),
+            Decoded::NotPmu(o) => Trap::NotPmu(o),
         })
     }
 
@@ -592,10 +683,10 @@ impl<B: CounterBackend> Pmu<B> {
     /// # Errors
     ///
     /// [`DecodeError::NotSysregMove`] if the word is not an `MRS`/`MSR`. Nothing changes then.
-    pub fn handle_insn(&mut self, insn: u32, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
+    pub fn handle_insn(&mut self, insn: u32, el: El, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
         Ok(match decode_insn(insn)? {
-            Decoded::Pmu(a) => self.handle_access(a, Pstate::from(el), regs),
-            Decoded::NotPmu(o) => Outcome::NotPmu(o),
+            Decoded::Pmu(a) => Trap::Pmu(self.handle_access(a, Pstate::from(el), regs)),
+            Decoded::NotPmu(o) => Trap::NotPmu(o),
         })
     }
 
@@ -615,12 +706,22 @@ impl<B: CounterBackend> Pmu<B> {
         match reg {
             PmuReg::Pmcr => self.access_pmcr(p),
             PmuReg::Pmselr => self.access_pmselr(p),
-            PmuReg::Pmceid0 | PmuReg::Pmceid1 | PmuReg::Pmceid2 | PmuReg::Pmceid3 => self.access_pmceid(reg, p),
-            PmuReg::Pmccntr | PmuReg::Pmevcntr(_) | PmuReg::Pmxevcntr => self.access_pmu_evcntr(reg, p),
-            PmuReg::Pmccfiltr | PmuReg::Pmevtyper(_) | PmuReg::Pmxevtyper => self.access_pmu_evtyper(reg, p),
-            PmuReg::Pmcntenset | PmuReg::Pmcntenclr => self.access_pmcnten(reg, p),
-            PmuReg::Pmintenset | PmuReg::Pmintenclr => self.access_pminten(reg, p),
-            PmuReg::Pmovsset | PmuReg::Pmovsclr => self.access_pmovs(reg, p),
+            PmuReg::Pmceid0 => self.access_pmceid(PmceidReg::Pmceid0, p),
+            PmuReg::Pmceid1 => self.access_pmceid(PmceidReg::Pmceid1, p),
+            PmuReg::Pmceid2 => self.access_pmceid(PmceidReg::Pmceid2, p),
+            PmuReg::Pmceid3 => self.access_pmceid(PmceidReg::Pmceid3, p),
+            PmuReg::Pmccntr => self.access_pmu_evcntr(CounterReg::Pmccntr, p),
+            PmuReg::Pmevcntr(n) => self.access_pmu_evcntr(CounterReg::Pmevcntr(n), p),
+            PmuReg::Pmxevcntr => self.access_pmu_evcntr(CounterReg::Pmxevcntr, p),
+            PmuReg::Pmccfiltr => self.access_pmu_evtyper(TypeReg::Pmccfiltr, p),
+            PmuReg::Pmevtyper(n) => self.access_pmu_evtyper(TypeReg::Pmevtyper(n), p),
+            PmuReg::Pmxevtyper => self.access_pmu_evtyper(TypeReg::Pmxevtyper, p),
+            PmuReg::Pmcntenset => self.access_pmcnten(SetClr::Set, p),
+            PmuReg::Pmcntenclr => self.access_pmcnten(SetClr::Clr, p),
+            PmuReg::Pmintenset => self.access_pminten(SetClr::Set, p),
+            PmuReg::Pmintenclr => self.access_pminten(SetClr::Clr, p),
+            PmuReg::Pmovsset => self.access_pmovs(SetClr::Set, p),
+            PmuReg::Pmovsclr => self.access_pmovs(SetClr::Clr, p),
             PmuReg::Pmswinc => self.access_pmswinc(p),
             PmuReg::Pmuserenr => self.access_pmuserenr(p),
             PmuReg::Pmmir => self.access_pmmir(p),
@@ -631,16 +732,10 @@ impl<B: CounterBackend> Pmu<B> {
     /// its existence in this PMU version, and EL0's rights (`PMUSERENR`).
     #[inline(always)]
     fn check(&self, reg: PmuReg, p: &Params) -> Result<(), Fault> {
+        // Every caller names its register: the table lookup folds to a constant.
         let acc = reg.access();
         let read = p.is_read();
         if (read && !acc.readable) || (!read && !acc.writable) {
-            return Err(Fault::Undefined);
-        }
-        if reg == PmuReg::Pmmir && self.cfg.version < PmuVersion::V3p4 {
-            return Err(Fault::Undefined);
-        }
-        // The AArch32 PMCEID2/PMCEID3 exist only from PMUv3p1.
-        if matches!(reg, PmuReg::Pmceid2 | PmuReg::Pmceid3) && self.cfg.version < PmuVersion::V3p1 {
             return Err(Fault::Undefined);
         }
         if p.el == El::El0 && !self.el0_may(reg, read) {
@@ -737,18 +832,25 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMCEID0`/`PMCEID1` (and the AArch32 `PMCEID2`/`PMCEID3`, their upper halves):
     /// read-only, writes UNDEFINED. The events the backend supports and the filter allows, plus
     /// `SW_INCR` and `CHAIN`; `STALL_SLOT*` hidden while `PMMIR.SLOTS` is 0; the upper halves
-    /// (events 0x4000..) only from PMUv3p1. `reg` must be one of the four, else `Undefined`.
-    pub fn access_pmceid(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// (events 0x4000..) only from PMUv3p1; the AArch32 `PMCEID2`/`PMCEID3` do not exist
+    /// before PMUv3p1 (UNDEFINED).
+    pub fn access_pmceid(&mut self, reg: PmceidReg, p: Params) -> Outcome {
+        let checked = match reg {
+            PmceidReg::Pmceid0 => self.check(PmuReg::Pmceid0, &p),
+            PmceidReg::Pmceid1 => self.check(PmuReg::Pmceid1, &p),
+            PmceidReg::Pmceid2 | PmceidReg::Pmceid3 if self.cfg.version < PmuVersion::V3p1 => Err(Fault::Undefined),
+            PmceidReg::Pmceid2 => self.check(PmuReg::Pmceid2, &p),
+            PmceidReg::Pmceid3 => self.check(PmuReg::Pmceid3, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
         let [c0, c1] = self.ceid;
         let v = match reg {
-            PmuReg::Pmceid0 => c0,
-            PmuReg::Pmceid1 => c1,
-            PmuReg::Pmceid2 => c0 >> 32,
-            PmuReg::Pmceid3 => c1 >> 32,
-            _ => return Outcome::Undefined,
+            PmceidReg::Pmceid0 => c0,
+            PmceidReg::Pmceid1 => c1,
+            PmceidReg::Pmceid2 => c0 >> 32,
+            PmceidReg::Pmceid3 => c1 >> 32,
         };
         Outcome::Read(if p.aarch32 { v & LOW32 } else { v })
     }
@@ -780,17 +882,15 @@ impl<B: CounterBackend> Pmu<B> {
     /// requires: KVM aliases `PMCCNTR`, QEMU reads zero) or `SEL` in `N..=30`. That rule
     /// applies to *permitted* accesses: an EL0 access `PMUSERENR` forbids is
     /// [`Outcome::TrapToEl1`] whatever the index.
-    /// `reg` must be one of the three, else `Undefined`.
-    pub fn access_pmu_evcntr(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    pub fn access_pmu_evcntr(&mut self, reg: CounterReg, p: Params) -> Outcome {
+        let (checked, id) = match reg {
+            CounterReg::Pmccntr => (self.check(PmuReg::Pmccntr, &p), Some(CounterId::Cycle)),
+            CounterReg::Pmevcntr(n) => (self.check(PmuReg::Pmevcntr(n), &p), self.event_counter(n.get())),
+            CounterReg::Pmxevcntr => (self.check(PmuReg::Pmxevcntr, &p), self.event_counter(self.pmselr)),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
-        let id = match reg {
-            PmuReg::Pmccntr => Some(CounterId::Cycle),
-            PmuReg::Pmevcntr(n) => self.event_counter(n.get()),
-            PmuReg::Pmxevcntr if self.pmselr != CYCLE_COUNTER_BIT => self.event_counter(self.pmselr),
-            _ => None,
-        };
         let Some(id) = id else { return Outcome::Undefined };
         let i = id.index();
         if i % 2 == 1 && self.event_of(i) == EVENT_CHAIN {
@@ -819,19 +919,17 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMEVTYPER<n>_EL0`, `PMCCFILTR_EL0` and `PMXEVTYPER_EL0` (which reaches `PMCCFILTR`
     /// when `PMSELR.SEL` = 31). Writable: the event number (10 bits before PMUv3p1, 16 from
     /// it; none for `PMCCFILTR`), `P` and `U`, `NSH` with EL2, `NSK`, `NSU` and `M` with EL3.
-    /// UNDEFINED for counters `n >= N`, direct or through `SEL`. `reg` must be one of the
-    /// three, else `Undefined`.
-    pub fn access_pmu_evtyper(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// UNDEFINED for counters `n >= N`, direct or through `SEL`.
+    pub fn access_pmu_evtyper(&mut self, reg: TypeReg, p: Params) -> Outcome {
+        let (checked, id) = match reg {
+            TypeReg::Pmccfiltr => (self.check(PmuReg::Pmccfiltr, &p), Some(CounterId::Cycle)),
+            TypeReg::Pmevtyper(n) => (self.check(PmuReg::Pmevtyper(n), &p), self.event_counter(n.get())),
+            TypeReg::Pmxevtyper if self.pmselr == CYCLE_COUNTER_BIT => (self.check(PmuReg::Pmxevtyper, &p), Some(CounterId::Cycle)),
+            TypeReg::Pmxevtyper => (self.check(PmuReg::Pmxevtyper, &p), self.event_counter(self.pmselr)),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
-        let id = match reg {
-            PmuReg::Pmccfiltr => Some(CounterId::Cycle),
-            PmuReg::Pmevtyper(n) => self.event_counter(n.get()),
-            PmuReg::Pmxevtyper if self.pmselr == CYCLE_COUNTER_BIT => Some(CounterId::Cycle),
-            PmuReg::Pmxevtyper => self.event_counter(self.pmselr),
-            _ => None,
-        };
         let Some(id) = id else { return Outcome::Undefined };
         let i = id.index();
         match p.op {
@@ -881,54 +979,59 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// `PMCNTENSET_EL0` / `PMCNTENCLR_EL0`: both read the enables; a write sets or clears the
-    /// bits written as 1. Bits of counters that do not exist read 0 and ignore writes. `reg`
-    /// must be one of the two, else `Undefined`.
-    pub fn access_pmcnten(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// bits written as 1. Bits of counters that do not exist read 0 and ignore writes.
+    pub fn access_pmcnten(&mut self, reg: SetClr, p: Params) -> Outcome {
+        let checked = match reg {
+            SetClr::Set => self.check(PmuReg::Pmcntenset, &p),
+            SetClr::Clr => self.check(PmuReg::Pmcntenclr, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
-        match (p.op, reg) {
-            (Op::Read, PmuReg::Pmcntenset | PmuReg::Pmcntenclr) => Outcome::Read(self.cnten.into()),
-            (Op::Write(v), PmuReg::Pmcntenset | PmuReg::Pmcntenclr) => {
+        match p.op {
+            Op::Read => Outcome::Read(self.cnten.into()),
+            Op::Write(v) => {
                 let bits = (v as u32) & self.valid_mask();
-                let set = reg == PmuReg::Pmcntenset;
-                let changed = if set { bits & !self.cnten } else { bits & self.cnten };
+                let changed = match reg {
+                    SetClr::Set => bits & !self.cnten,
+                    SetClr::Clr => bits & self.cnten,
+                };
                 for_each_bit(changed, |i| self.fold(i));
                 self.cnten ^= changed;
                 for_each_bit(changed, |i| self.rearm(i));
                 Outcome::Written
             }
-            _ => Outcome::Undefined,
         }
     }
 
     /// `PMINTENSET_EL1` / `PMINTENCLR_EL1`: the overflow interrupt enables, set/clear
-    /// semantics. UNDEFINED at EL0. `reg` must be one of the two, else `Undefined`.
-    pub fn access_pminten(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// semantics. UNDEFINED at EL0.
+    pub fn access_pminten(&mut self, reg: SetClr, p: Params) -> Outcome {
+        let checked = match reg {
+            SetClr::Set => self.check(PmuReg::Pmintenset, &p),
+            SetClr::Clr => self.check(PmuReg::Pmintenclr, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
         let mask = self.valid_mask();
-        match reg {
-            PmuReg::Pmintenset | PmuReg::Pmintenclr => set_clr(&mut self.inten, reg == PmuReg::Pmintenset, mask, p.op),
-            _ => Outcome::Undefined,
-        }
+        set_clr(&mut self.inten, reg, mask, p.op)
     }
 
     /// `PMOVSSET_EL0` / `PMOVSCLR_EL0`: the overflow flags, set/clear semantics. Setting a
-    /// flag can raise the interrupt, clearing one lower it. `reg` must be one of the two,
-    /// else `Undefined`.
-    pub fn access_pmovs(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// flag can raise the interrupt, clearing one lower it.
+    pub fn access_pmovs(&mut self, reg: SetClr, p: Params) -> Outcome {
+        let checked = match reg {
+            SetClr::Set => self.check(PmuReg::Pmovsset, &p),
+            SetClr::Clr => self.check(PmuReg::Pmovsclr, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
         // An overflow the backend has reached but not yet signalled is the guest's already.
         self.handle_overflows();
         let mask = self.valid_mask();
-        match reg {
-            PmuReg::Pmovsset | PmuReg::Pmovsclr => set_clr(&mut self.ovs, reg == PmuReg::Pmovsset, mask, p.op),
-            _ => Outcome::Undefined,
-        }
+        set_clr(&mut self.ovs, reg, mask, p.op)
     }
 
     /// `PMSWINC_EL0`: write-only. Increments each event counter whose bit is written as 1,
@@ -967,6 +1070,9 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMMIR_EL1`: read-only, from the configuration; UNDEFINED before PMUv3p4 and at EL0.
     pub fn access_pmmir(&mut self, p: Params) -> Outcome {
+        if self.cfg.version < PmuVersion::V3p4 {
+            return Outcome::Undefined;
+        }
         if let Err(f) = self.check(PmuReg::Pmmir, &p) {
             return f.into();
         }
@@ -1260,16 +1366,23 @@ impl<B: EmulatedBackend> Pmu<B> {
     }
 }
 
+/// Puts a value read into `X<r>`; a read into `XZR` is discarded.
+#[inline(always)]
+fn set_gpr(regs: &mut impl GuestRegs, r: Gpr, v: u64) {
+    if !r.is_zero_reg() {
+        regs.set(r.get(), v);
+    }
+}
+
 /// Set/clear semantics shared by the three bitmap pairs.
-fn set_clr(reg: &mut u32, set: bool, mask: u32, op: Op) -> Outcome {
+fn set_clr(reg: &mut u32, which: SetClr, mask: u32, op: Op) -> Outcome {
     match op {
         Op::Read => Outcome::Read((*reg & mask).into()),
         Op::Write(v) => {
             let bits = (v as u32) & mask;
-            if set {
-                *reg |= bits;
-            } else {
-                *reg &= !bits;
+            match which {
+                SetClr::Set => *reg |= bits,
+                SetClr::Clr => *reg &= !bits,
             }
             Outcome::Written
         }

@@ -101,6 +101,7 @@ const CYCLE: usize = CYCLE_COUNTER_BIT as usize;
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Identity {
     /// The PMU interrupt's INTID (a PPI or an SPI), 0 for none.
     pub irq: u16,
@@ -178,6 +179,7 @@ impl fmt::Display for IdentityField {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct PmuState {
     /// `PMCR.N` the state was saved under: the number of event counters.
     pub counters: u8,
@@ -461,6 +463,41 @@ impl Reader<'_> {
 
 fn version_from_pmuver(pmuver: u8) -> Option<PmuVersion> {
     [PmuVersion::V3, PmuVersion::V3p1, PmuVersion::V3p4, PmuVersion::V3p5].into_iter().find(|v| v.pmuver() == pmuver)
+}
+
+impl PmuState {
+    /// The state of a PMU just reset: `N` event counters, `version`, every register 0 (with
+    /// `PMCR.LC` set, as a PMU whose guest has no AArch32 EL0 needs), no identity. For tools
+    /// that build a state field by field; a VMM gets its states from [`Pmu::save`] or
+    /// [`PmuState::from_bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuVersion, PmuState};
+    /// let mut s = PmuState::new(4, PmuVersion::V3p5);
+    /// s.pmccntr = 1000;
+    /// assert_eq!(PmuState::from_bytes(&s.to_bytes()), Ok(s));
+    /// ```
+    #[must_use]
+    pub const fn new(counters: u8, version: PmuVersion) -> Self {
+        Self {
+            counters,
+            version,
+            pmcr: Pmcr::LC.bits(),
+            pmselr: 0,
+            pmcntenset: 0,
+            pmintenset: 0,
+            pmovsset: 0,
+            pmuserenr: 0,
+            evcntr: [0; EVENT_SLOTS],
+            evtyper: [0; EVENT_SLOTS],
+            pmccntr: 0,
+            pmccfiltr: 0,
+            prescale: 0,
+            identity: Identity { irq: 0, imp: 0, idcode: 0, pmmir: 0, filter: 0, pmceid: [0; 2] },
+        }
+    }
 }
 
 impl PmuState {
@@ -763,7 +800,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// Replaces the whole guest-visible state with `state`, after checking that it fits this
     /// PMU's configuration, and re-arms the backend for every counter, so that counting
     /// continues exactly where it stopped when `state` was saved. The configuration, and
-    /// whether the vCPU has [started](Pmu::start), do not change.
+    /// whether the vCPU has [started](Pmu::lock_config), do not change.
     ///
     /// A counter the backend fails to program does not count; the error is kept for
     /// [`Pmu::take_backend_error`], as for a guest write.
@@ -973,7 +1010,11 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// The register `id` names, if it has state on this PMU.
     fn one_reg_target(&self, id: u64) -> Result<PmuReg, OneRegError> {
-        let reg = one_reg_reg(id)?;
+        self.state_reg(one_reg_reg(id)?)
+    }
+
+    /// `reg` if it holds state of its own in this PMU.
+    fn state_reg(&self, reg: PmuReg) -> Result<PmuReg, OneRegError> {
         match reg {
             PmuReg::Pmswinc
             | PmuReg::Pmceid0
@@ -1010,6 +1051,45 @@ impl<B: CounterBackend> Pmu<B> {
     /// ```
     pub fn get_one_reg(&mut self, id: u64) -> Result<u64, OneRegError> {
         let reg = self.one_reg_target(id)?;
+        self.get_reg(reg)
+    }
+
+    /// The VMM's read of a register: its architectural value, as a 64-bit `MRS` at EL1 would
+    /// read it, but without the guest's rules (no `PMUSERENR`, no exception level) and without
+    /// actions: `PMCR` with `N`, `IDCODE` and `IMP`; a `SET`/`CLR` pair gives the bitmap;
+    /// `PMCEID0..3` and `PMMIR` (from PMUv3p4) their configured values. A counter is brought up
+    /// to date first (what the backend counted is folded in; an overflow it reached sets its
+    /// flag, as any guest read would). For a debugger, a migration tool, a test.
+    ///
+    /// # Errors
+    ///
+    /// [`OneRegError::NoState`] for `PMSWINC` (an action), `PMXEVTYPER`/`PMXEVCNTR` (views
+    /// through `PMSELR`: read the register they select), and `PMMIR`, `PMCEID2/3` where the
+    /// version has none; [`OneRegError::NoSuchCounter`] for a counter `n >= N`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, El, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::builder().counters(4).build()?, SoftBackend::new())?;
+    /// let _ = pmu.write(PmuReg::Pmuserenr, 0, El::El1);
+    /// // EL0 may not read PMCR now; the VMM may, and nothing changes.
+    /// assert_eq!(pmu.get_reg(PmuReg::Pmcr), Ok(4 << 11));
+    /// assert_eq!(pmu.get_reg(PmuReg::Pmceid0).map(|v| v & 1), Ok(1)); // SW_INCR
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    pub fn get_reg(&mut self, reg: PmuReg) -> Result<u64, OneRegError> {
+        let [c0, c1] = self.ceid;
+        let v1 = self.cfg.version >= PmuVersion::V3p1;
+        match reg {
+            PmuReg::Pmceid0 => return Ok(c0),
+            PmuReg::Pmceid1 => return Ok(c1),
+            PmuReg::Pmceid2 if v1 => return Ok(c0 >> 32),
+            PmuReg::Pmceid3 if v1 => return Ok(c1 >> 32),
+            PmuReg::Pmmir if self.cfg.version >= PmuVersion::V3p4 => return Ok(self.cfg.pmmir.into()),
+            _ => {}
+        }
+        let reg = self.state_reg(reg)?;
         Ok(match reg {
             PmuReg::Pmcr => self.pmcr_value(),
             PmuReg::Pmselr => self.pmselr.into(),
@@ -1048,7 +1128,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// - `PMCR`: the stored bits (`E`, `D`, `X`, `DP`, `LC`, `LP` as the version allows; `LC`
     ///   forced to 1 without AArch32 EL0); `P` and `C` are not actions here and are dropped;
     ///   `IDCODE` and `IMP` are ignored. `N` as current KVM treats it (`set_pmcr` in
-    ///   `arch/arm64/kvm/sys_regs.c`): until the vCPU has [started](Pmu::start), a different
+    ///   `arch/arm64/kvm/sys_regs.c`): until the vCPU has [started](Pmu::lock_config), a different
     ///   `N` that the backend can back becomes the PMU's number of event counters (counters and
     ///   bitmap bits at and above the new `N` are cleared; the rest of the configuration is
     ///   kept); after `start`, or beyond the backend's limit, it is ignored and the write still
@@ -1074,13 +1154,38 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// pmu.set_one_reg(id(PmuReg::Pmcr), 6 << 11)?; // N = 6, before the vCPU first runs
     /// assert_eq!(pmu.config().counters(), 6);
-    /// pmu.start();
+    /// pmu.lock_config();
     /// pmu.set_one_reg(id(PmuReg::Pmcr), 2 << 11)?; // ignored now, as KVM does
     /// assert_eq!(pmu.config().counters(), 6);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_one_reg(&mut self, id: u64, value: u64) -> Result<(), OneRegError> {
         let reg = self.one_reg_target(id)?;
+        self.set_reg(reg, value)
+    }
+
+    /// The VMM's write of a register: [`Pmu::set_one_reg`]'s semantics by register rather
+    /// than by id — the value is set raw (a `SET`/`CLR` pair is assigned, a counter set
+    /// without overflow side effects, `PMCR.N` adopted only before the first run), with none
+    /// of the guest's rules.
+    ///
+    /// # Errors
+    ///
+    /// [`OneRegError::NoState`] for a register without state of its own (`PMSWINC`,
+    /// `PMCEID0..3`, `PMMIR`, `PMXEVTYPER`, `PMXEVCNTR`); [`OneRegError::NoSuchCounter`] for a
+    /// counter `n >= N`. Nothing changes then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// pmu.set_reg(PmuReg::Pmovsset, 1 << 31)?;
+    /// assert_eq!(pmu.get_reg(PmuReg::Pmovsclr), Ok(1 << 31));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_reg(&mut self, reg: PmuReg, value: u64) -> Result<(), OneRegError> {
+        let reg = self.state_reg(reg)?;
         let valid = self.valid_mask();
         let bits = (value as u32) & valid;
         match reg {
@@ -1122,7 +1227,7 @@ impl<B: CounterBackend> Pmu<B> {
         let v = Pmcr::from_bits_retain(value);
         let n = v.n();
         self.sync();
-        if n != self.cfg.counters && !self.started && n <= self.backend.max_event_counters() {
+        if n != self.cfg.counters && !self.config_locked && n <= self.backend.max_event_counters() {
             // Counters at and above the new N stop existing; below the old N nothing changes,
             // and counters between the two were zero (nothing can write a missing counter).
             for i in usize::from(n)..EVENT_SLOTS {

@@ -62,7 +62,7 @@ impl Guest {
             Isa::A32 => Xfer::A32 { rt, cond: None },
         };
         let esr = SysregAccess { reg, dir, xfer }.to_esr().unwrap();
-        self.pmu.handle_esr(esr, self.el.into(), &mut self.x).unwrap()
+        self.pmu.handle_esr(esr, self.el.into(), &mut self.x).unwrap().outcome().unwrap()
     }
 
     /// `MSR <reg>, X1` / `MCR ..., R1`.

@@ -26,7 +26,7 @@ use vpmu::backend::{CountRequest, CounterBackend, CounterId, EmulatedBackend, Pe
 use vpmu::config::{PmuConfig, PmuVersion};
 use vpmu::decode::{Cond, Direction, SysregAccess, Xfer};
 use vpmu::reg::PmuReg;
-use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend};
+use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend, Trap};
 
 fn delayed_pmu(version: PmuVersion, n: u8) -> Pmu<Delayed> {
     let cfg = PmuConfig::builder().version(version).counters(n).build().unwrap();
@@ -94,7 +94,7 @@ fn a32_every_condition_and_flags() {
             let esr = PMCR_A32_WRITE(Cond::new(c)).to_esr().unwrap();
             let pstate = Pstate::from_spsr(u64::from(nzcv) << 28 | 0x1d3).unwrap(); // svc, A32
             let mut x = [0u64; 31];
-            let out = p.handle_esr(esr, pstate, &mut x).unwrap();
+            let out = p.handle_esr(esr, pstate, &mut x).unwrap().outcome().unwrap();
             let holds = model::condition_holds(c, nzcv);
             assert_eq!(out, if holds { Outcome::Written } else { Outcome::ConditionFailed }, "cond {c:#06b}, NZCV {nzcv:#06b}");
             assert_eq!(rd(&mut p, PmuReg::Pmcr) & PMCR_E, u64::from(!holds), "cond {c:#06b}, NZCV {nzcv:#06b}: PMCR.E");
@@ -114,7 +114,8 @@ fn t32_cv0_uses_the_it_state_and_mcrr_obeys_its_condition() {
             let mut p = Pmu::new(PmuConfig::default(), SoftBackend::new()).unwrap();
             wr(&mut p, PmuReg::Pmcr, PMCR_E);
             let mut x = [0u64; 31];
-            let out = p.handle_esr(PMCR_A32_WRITE(None).to_esr().unwrap(), Pstate::from_spsr(spsr).unwrap(), &mut x).unwrap();
+            let out =
+                p.handle_esr(PMCR_A32_WRITE(None).to_esr().unwrap(), Pstate::from_spsr(spsr).unwrap(), &mut x).unwrap().outcome().unwrap();
             let holds = model::condition_holds(c, nzcv);
             assert_eq!(out, if holds { Outcome::Written } else { Outcome::ConditionFailed }, "IT cond {c:#06b}, NZCV {nzcv:#06b}");
         }
@@ -123,7 +124,7 @@ fn t32_cv0_uses_the_it_state_and_mcrr_obeys_its_condition() {
     let mut p = Pmu::new(PmuConfig::default(), SoftBackend::new()).unwrap();
     let mut x = [0u64; 31];
     let t32 = Pstate::from_spsr(0x4000_0000 | 1 << 5 | 0x13).unwrap();
-    assert_eq!(p.handle_esr(PMCR_A32_WRITE(None).to_esr().unwrap(), t32, &mut x), Ok(Outcome::Written));
+    assert_eq!(p.handle_esr(PMCR_A32_WRITE(None).to_esr().unwrap(), t32, &mut x), Ok(Trap::Pmu(Outcome::Written)));
 
     // MCRR p15, 0, R0, R1, c9 (PMCCNTR) with EQ, Z clear: skipped, PMCCNTR unchanged.
     let mcrr =
@@ -131,10 +132,10 @@ fn t32_cv0_uses_the_it_state_and_mcrr_obeys_its_condition() {
     let mut p = Pmu::new(PmuConfig::default(), SoftBackend::new()).unwrap();
     x[0] = 5;
     let z_clear = Pstate::from_spsr(0x13).unwrap();
-    assert_eq!(p.handle_esr(mcrr.to_esr().unwrap(), z_clear, &mut x), Ok(Outcome::ConditionFailed));
+    assert_eq!(p.handle_esr(mcrr.to_esr().unwrap(), z_clear, &mut x), Ok(Trap::Pmu(Outcome::ConditionFailed)));
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0);
     let z_set = Pstate::from_spsr(0x4000_0013).unwrap();
-    assert_eq!(p.handle_esr(mcrr.to_esr().unwrap(), z_set, &mut x), Ok(Outcome::Written));
+    assert_eq!(p.handle_esr(mcrr.to_esr().unwrap(), z_set, &mut x), Ok(Trap::Pmu(Outcome::Written)));
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), 5);
 }
 
@@ -353,7 +354,7 @@ impl CounterBackend for Narrow {
         self.0.supports(event)
     }
     fn program(&mut self, c: CounterId, req: &CountRequest) -> Result<(), Self::Error> {
-        self.0.program(c, &CountRequest { period: req.period.min(1 << 16), ..*req })
+        self.0.program(c, &req.with_period(req.period.min(1 << 16)))
     }
     fn read(&mut self, c: CounterId) -> u64 {
         self.0.read(c)

@@ -254,21 +254,12 @@ fn arbitrary_state() -> impl Strategy<Value = PmuState> {
         prop::array::uniform31(any::<u64>()),
         (any::<u16>(), any::<u8>(), any::<u8>(), any::<u32>(), any::<u32>(), any::<[u64; 2]>()),
     )
-        .prop_map(|((counters, version, prescale), r, evcntr, evtyper, (irq, imp, idcode, pmmir, filter, pmceid))| PmuState {
-            counters,
-            version,
-            pmcr: r[0],
-            pmselr: r[1],
-            pmcntenset: r[2],
-            pmintenset: r[3],
-            pmovsset: r[4],
-            pmuserenr: r[5],
-            evcntr,
-            evtyper,
-            pmccntr: r[6],
-            pmccfiltr: r[7],
-            prescale,
-            identity: Identity { irq, imp, idcode, pmmir, filter, pmceid },
+        .prop_map(|((counters, version, prescale), r, evcntr, evtyper, (irq, imp, idcode, pmmir, filter, pmceid))| {
+            let mut s = PmuState::new(counters, version);
+            [s.pmcr, s.pmselr, s.pmcntenset, s.pmintenset, s.pmovsset, s.pmuserenr, s.pmccntr, s.pmccfiltr] = r;
+            (s.evcntr, s.evtyper, s.prescale) = (evcntr, evtyper, prescale);
+            s.identity = identity(irq, imp, idcode, pmmir, filter, pmceid);
+            s
         })
 }
 
@@ -500,9 +491,9 @@ fn restore_keeps_the_configuration_and_the_lifecycle() {
     let c = PmuConfig::builder().counters(3).identity(0x41, 0x22).build().unwrap();
     let s = busy_pmu(c, 7).save();
     let mut dst = pmu_with(c);
-    dst.start();
+    dst.lock_config();
     dst.restore(&s).unwrap();
-    assert!(dst.started());
+    assert!(dst.config_locked());
     assert_eq!(*dst.config(), c);
     assert_eq!(rd(&mut dst, PmuReg::Pmcr), PMCR_E | PMCR_D | (3 << PMCR_N_SHIFT) | (0x22 << 16) | (0x41 << 24));
 }
@@ -629,30 +620,28 @@ fn restore_errors_say_what_is_wrong() {
 // The byte form
 // =============================================================================================
 
+/// An identity from its fields (`Identity` is `non_exhaustive`: built field by field).
+fn identity(irq: u16, imp: u8, idcode: u8, pmmir: u32, filter: u32, pmceid: [u64; 2]) -> Identity {
+    let mut id = Identity::default();
+    (id.irq, id.imp, id.idcode, id.pmmir, id.filter, id.pmceid) = (irq, imp, idcode, pmmir, filter, pmceid);
+    id
+}
+
 fn distinct_state() -> PmuState {
-    PmuState {
-        counters: 5,
-        version: PmuVersion::V3p4,
-        pmcr: 0x0101_0101_0101_0141,
-        pmselr: 0x0202_0202_0202_0202,
-        pmcntenset: 0x0303_0303_0303_0303,
-        pmintenset: 0x0404_0404_0404_0404,
-        pmovsset: 0x0505_0505_0505_0505,
-        pmuserenr: 0x0606_0606_0606_0606,
-        evcntr: std::array::from_fn(|i| 0x1000 + i as u64),
-        evtyper: std::array::from_fn(|i| 0x2000_0000_0000_0000 + i as u64),
-        pmccntr: 0x0708_0708_0708_0708,
-        pmccfiltr: 0x0909_0909_0909_0909,
-        prescale: 42,
-        identity: Identity {
-            irq: 0x0a0b,
-            imp: 0x0c,
-            idcode: 0x0d,
-            pmmir: 0x0e0f_1011,
-            filter: 0x1213_1415,
-            pmceid: [0x1617_1819_1a1b_1c1d, 0x1e1f_2021_2223_2425],
-        },
-    }
+    let mut s = PmuState::new(5, PmuVersion::V3p4);
+    s.pmcr = 0x0101_0101_0101_0141;
+    s.pmselr = 0x0202_0202_0202_0202;
+    s.pmcntenset = 0x0303_0303_0303_0303;
+    s.pmintenset = 0x0404_0404_0404_0404;
+    s.pmovsset = 0x0505_0505_0505_0505;
+    s.pmuserenr = 0x0606_0606_0606_0606;
+    s.evcntr = std::array::from_fn(|i| 0x1000 + i as u64);
+    s.evtyper = std::array::from_fn(|i| 0x2000_0000_0000_0000 + i as u64);
+    s.pmccntr = 0x0708_0708_0708_0708;
+    s.pmccfiltr = 0x0909_0909_0909_0909;
+    s.prescale = 42;
+    s.identity = identity(0x0a0b, 0x0c, 0x0d, 0x0e0f_1011, 0x1213_1415, [0x1617_1819_1a1b_1c1d, 0x1e1f_2021_2223_2425]);
+    s
 }
 
 fn le64(b: &[u8], at: usize) -> u64 {
@@ -696,7 +685,9 @@ fn byte_layout_is_the_documented_table() {
     assert_eq!(le64(&b, 597), id.pmceid[1]);
     assert_eq!(b[605..609], crc32(&b[..605]).to_le_bytes());
     for (v, pmuver) in [(PmuVersion::V3, 1), (PmuVersion::V3p1, 4), (PmuVersion::V3p4, 5), (PmuVersion::V3p5, 6)] {
-        assert_eq!(PmuState { version: v, ..s }.to_bytes()[15], pmuver, "{v:?}");
+        let mut sv = s;
+        sv.version = v;
+        assert_eq!(sv.to_bytes()[15], pmuver, "{v:?}");
     }
 }
 
@@ -1059,7 +1050,7 @@ fn one_reg_pmcr_n_is_adopted_before_the_first_run_and_ignored_after() {
     assert_eq!(small.set_one_reg(id(PmuReg::Pmcr), 4 << PMCR_N_SHIFT), Ok(()));
     assert_eq!(small.config().counters(), 4);
     // After the first run: ignored, the other bits still stored.
-    p.start();
+    p.lock_config();
     p.set_one_reg(id(PmuReg::Pmcr), 2 << PMCR_N_SHIFT | PMCR_X).unwrap();
     assert_eq!(p.config().counters(), 6);
     assert_eq!(rd(&mut p, PmuReg::Pmcr), 6 << PMCR_N_SHIFT | PMCR_X);

@@ -268,6 +268,7 @@ fn access(b: &mut Bytes, pmu: &mut Pmu<Delayed>, model: &mut Model, aarch32_el0:
     let fails = aarch32 && cond.is_some_and(|c| !model::condition_holds(c.get(), nzcv));
     let want = if fails { Outcome::ConditionFailed } else { model.access(reg, op, xfer.is_32bit(), el) };
     let got = pmu.handle_esr(esr, pstate, &mut regs).map_err(|e| format!("{a} (ESR {esr:#x}) did not decode: {e}"))?;
+    let got = got.outcome().ok_or_else(|| format!("{a} (ESR {esr:#x}) is not a PMU register to handle_esr"))?;
     ensure!(got == want, "{a} at {el:?} (ESR {esr:#x}, {op:?}): the PMU gives {got:?}, the model {want:?}");
 
     // The guest registers: a read lands where the transfer says, nothing else moves.

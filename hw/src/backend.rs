@@ -22,7 +22,7 @@ const LOW32: u64 = 0xffff_ffff;
 /// cpu.write_mdcr_el2(mdcr_el2::for_guest(2));
 /// let mut b = HwBackend::new(cpu);
 /// let c2 = CounterId::Event(EventCounter::new(2).unwrap());
-/// let e = b.program(c2, &CountRequest { event: 0x08, el0: true, el1: true, period: 1 }).unwrap_err();
+/// let e = b.program(c2, &CountRequest::new(0x08, true, true, 1)).unwrap_err();
 /// assert_eq!((e, e.kind()), (HwError::NoCounter, ErrorKind::Exhausted));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,8 +93,8 @@ impl BackendError for HwError {
 /// let mut b = HwBackend::new(&cpu);
 /// assert_eq!(b.max_event_counters(), 6);
 /// b.load();
-/// let insns = CountRequest { event: 0x08, el0: true, el1: true, period: 100 };
-/// b.program(CounterId::Cycle, &CountRequest { event: 0x11, ..insns })?;
+/// let insns = CountRequest::new(0x08, true, true, 100);
+/// b.program(CounterId::Cycle, &CountRequest::new(0x11, insns.el0, insns.el1, insns.period))?;
 /// cpu.borrow_mut().count(0x11, SimEl::El1, 60);
 /// cpu.borrow_mut().count(0x11, SimEl::El2, 1_000); // the hypervisor: never counted
 /// assert_eq!(b.read(CounterId::Cycle), 60);
@@ -267,7 +267,7 @@ impl<R: PmuRegs> HwBackend<R> {
     /// let cpu = RefCell::new(SimPmu::cortex_a57());
     /// let mut b = HwBackend::new(&cpu);
     /// b.load();
-    /// b.program(CounterId::Cycle, &CountRequest { event: 0x11, el0: true, el1: true, period: 5 })?;
+    /// b.program(CounterId::Cycle, &CountRequest::new(0x11, true, true, 5))?;
     /// cpu.borrow_mut().count(0x11, SimEl::El1, 5);
     /// assert!(cpu.borrow().irq_level());
     /// assert_eq!(b.ack_irq(), 1 << 31); // in the interrupt handler
@@ -575,7 +575,7 @@ mod tests {
     use core::cell::RefCell;
 
     fn req(event: u16, period: u64) -> CountRequest {
-        CountRequest { event, el0: true, el1: true, period }
+        CountRequest::new(event, true, true, period)
     }
 
     fn c(i: u8) -> CounterId {
@@ -626,11 +626,11 @@ mod tests {
         let cpu = RefCell::new(SimPmu::cortex_a57());
         let mut b = HwBackend::new(&cpu);
         b.load();
-        let r = CountRequest { event: 0x08, el0: false, el1: true, period: 100 };
+        let r = CountRequest::new(0x08, false, true, 100);
         assert_eq!(b.program(c(1), &r), Ok(()));
         assert_eq!(cpu.borrow().read_pmevtyper(1), 0x08 | 1 << 30); // U: not EL0; P, NSH clear
         assert_eq!(cpu.borrow().read_pmevcntr(1), 0xffff_ff9c);
-        let r = CountRequest { event: 0x11, el0: true, el1: false, period: 1 << 40 };
+        let r = CountRequest::new(0x11, true, false, 1 << 40);
         assert_eq!(b.program(c(31), &r), Ok(()));
         assert_eq!(cpu.borrow().read_pmccfiltr(), 1 << 31);
         assert_eq!(cpu.borrow().read_pmccntr(), (1u64 << 40).wrapping_neg());

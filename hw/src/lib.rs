@@ -88,7 +88,7 @@
 //! the simulated PMU; on aarch64 the hypervisor passes [`SysRegs::new()`](SysRegs::new).
 //!
 //! ```
-//! use vpmu::{config::PmuConfig, CounterBackend, Outcome, Pmu, Pstate};
+//! use vpmu::{config::PmuConfig, CounterBackend, Outcome, Pmu, Pstate, Trap};
 //! use vpmu_hw::{mdcr_el2, HwBackend, PmuRegs};
 //!
 //! struct Vcpu<R: PmuRegs> {
@@ -113,8 +113,8 @@
 //!     fn on_sysreg_trap(&mut self, esr: u64, spsr: u64) {
 //!         let Some(pstate) = Pstate::from_spsr(spsr) else { return }; // not from a guest
 //!         match self.pmu.handle_esr(esr, pstate, &mut self.x) {
-//!             Ok(Outcome::Read(_) | Outcome::Written | Outcome::ConditionFailed) => self.elr += 4,
-//!             Ok(Outcome::NotPmu(_)) => { /* the hypervisor's other system registers */ }
+//!             Ok(Trap::Pmu(Outcome::Read(_) | Outcome::Written | Outcome::ConditionFailed)) => self.elr += 4,
+//!             Ok(Trap::NotPmu(_)) => { /* the hypervisor's other system registers */ }
 //!             _ => { /* inject UNDEFINED / the EL1 trap, or skip a failed condition */ }
 //!         }
 //!     }

@@ -201,6 +201,7 @@ impl CounterId {
 /// What a backend is asked to count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct CountRequest {
     /// The event number (`CPU_CYCLES`, 0x11, for the cycle counter). Never `SW_INCR` or `CHAIN`.
     pub event: u16,
@@ -211,6 +212,31 @@ pub struct CountRequest {
     /// Events from now until the counter's next architectural overflow, `>= 1`: a backend
     /// that can signal should do so when its count reaches this.
     pub period: u64,
+}
+
+impl CountRequest {
+    /// A request: count `event` at EL0 and/or EL1, signalling after `period` events (a period
+    /// of 0 is taken as 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::CountRequest;
+    /// let r = CountRequest::new(0x08, true, false, 100);
+    /// assert_eq!((r.event, r.el0, r.el1, r.period), (0x08, true, false, 100));
+    /// assert_eq!(r.with_period(7).period, 7);
+    /// ```
+    #[must_use]
+    pub const fn new(event: u16, el0: bool, el1: bool, period: u64) -> Self {
+        Self { event, el0, el1, period: if period == 0 { 1 } else { period } }
+    }
+
+    /// The same request with another period (0 is taken as 1): what a backend that cannot
+    /// count as far as asked (narrow hardware) programs instead.
+    #[must_use]
+    pub const fn with_period(self, period: u64) -> Self {
+        Self::new(self.event, self.el0, self.el1, period)
+    }
 }
 
 /// The kind of a backend error, for code that handles any backend's errors.

@@ -461,6 +461,8 @@ impl Model {
                 }
                 self.cnt[i]
             }
+            // A register of a later architecture version than the model knows.
+            _ => return Outcome::Undefined,
         };
         if read {
             Outcome::Read(if aarch32 { value & LOW } else { value })

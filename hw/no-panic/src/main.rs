@@ -15,7 +15,7 @@ fn opaque<T: Copy + Default>() -> T {
 }
 
 fn req() -> CountRequest {
-    CountRequest { event: opaque(), el0: opaque(), el1: opaque(), period: opaque() }
+    CountRequest::new(opaque(), opaque(), opaque(), opaque())
 }
 
 #[panic_handler]
