@@ -27,6 +27,8 @@ const EC_UNKNOWN: u64 = 0x00;
 const EC_HVC64: u64 = 0x16;
 const EC_SMC64: u64 = 0x17;
 const EC_SYS64: u64 = 0x18;
+const EC_CP15_32: u64 = 0x03;
+const EC_CP15_64: u64 = 0x04;
 const IL: u64 = 1 << 25;
 
 /// The entry points and contexts the guest asked `CPU_ON` for, by CPU.
@@ -41,7 +43,7 @@ pub static SECONDARY: [(AtomicU64, AtomicU64); MAX_CPUS] = {
 extern "C" fn lower_sync(f: &mut Frame, _kind: u64) {
     let esr = mrs!("esr_el2");
     match (esr >> EC_SHIFT) & 0x3f {
-        EC_SYS64 => sysreg(f, esr),
+        EC_SYS64 | EC_CP15_32 | EC_CP15_64 => sysreg(f, esr),
         EC_SMC64 => {
             smc(f);
             f.elr = f.elr.wrapping_add(4);
@@ -62,7 +64,7 @@ fn sysreg(f: &mut Frame, esr: u64) {
     match vm::handle_sysreg(pmu, esr, f.spsr, f) {
         Access::Done(slot) => {
             bump(&stats.regs[slot]);
-            f.elr = f.elr.wrapping_add(4);
+            f.elr = f.elr.wrapping_add(if esr & IL != 0 { 4 } else { 2 });
         }
         Access::Undefined(slot) => {
             bump(&stats.regs[slot]);
@@ -79,7 +81,8 @@ fn sysreg(f: &mut Frame, esr: u64) {
             let (op0, op2, op1, crn, rt, crm, read) =
                 ((esr >> 20) & 3, (esr >> 17) & 7, (esr >> 14) & 7, (esr >> 10) & 0xf, (esr >> 5) & 0x1f, (esr >> 1) & 0xf, esr & 1);
             // ICC_SGI1R_EL1 / ICC_ASGI1R_EL1 / ICC_SGI0R_EL1 writes (trapped because of IMO/FMO).
-            if op0 == 3 && op1 == 0 && crn == 12 && crm == 11 && (5..=7).contains(&op2) && read == 0 {
+            let a64 = (esr >> EC_SHIFT) & 0x3f == EC_SYS64;
+            if a64 && op0 == 3 && op1 == 0 && crn == 12 && crm == 11 && (5..=7).contains(&op2) && read == 0 {
                 let v = if rt == 31 { 0 } else { f.x[rt as usize] };
                 gic::send_sgi(op2 as u32, v);
                 bump(&stats.sgis);
@@ -111,7 +114,9 @@ fn update_virq(pc: &mut percpu::PerCpu) {
 /// the vector for the exception's origin.
 fn inject(f: &mut Frame, esr: u64) {
     let from_el0 = (f.spsr >> 2) & 3 == 0;
-    let offset = if from_el0 {
+    let offset = if f.spsr & (1 << 4) != 0 {
+        0x600 // from AArch32 (EL0)
+    } else if from_el0 {
         0x400
     } else if f.spsr & 1 == 1 {
         0x200

@@ -4,9 +4,7 @@
 
 pub use vpmu::config::PmuConfig;
 use vpmu::config::PmuIrq;
-use vpmu::decode::{decode_esr, Decoded};
-use vpmu::reg::PmuReg;
-use vpmu::{CounterBackend, GuestRegs, Outcome, Pmu, Pstate};
+use vpmu::{CounterBackend, GuestRegs, Outcome, Pmu, Pstate, Trap};
 
 use crate::sysreg::mrs;
 
@@ -50,7 +48,7 @@ pub fn vm_config() -> Option<PmuConfig> {
 /// per physical CPU: it is never put).
 pub fn new_pmu(cfg: PmuConfig) -> Option<VPmu> {
     let mut pmu = Pmu::new(cfg, Backend::new(vpmu_hw::SysRegs::new())).ok()?;
-    pmu.start();
+    pmu.lock_config();
     pmu.vcpu_load();
     Some(pmu)
 }
@@ -68,42 +66,39 @@ pub enum Access {
     NotPmu,
 }
 
-/// Hands a trapped `MRS`/`MSR` (EC 0x18) to the vCPU's PMU.
+/// Hands a trapped `MRS`/`MSR` (EC 0x18; `MRC`/`MCR`/`MRRC`/`MCRR`, EC 0x03/0x04, from an
+/// AArch32 EL0) to the vCPU's PMU.
 pub fn handle_sysreg(pmu: &mut VPmu, esr: u64, spsr: u64, regs: &mut impl GuestRegs) -> Access {
-    let access = match decode_esr(esr) {
-        Ok(Decoded::Pmu(a)) => a,
-        _ => return Access::NotPmu,
-    };
-    let slot = reg_slot(access.reg);
+    let slot = reg_slot(esr);
     #[cfg(feature = "passthrough")]
-    if passthrough(&access, regs) {
+    if passthrough(esr, regs) {
         return Access::Done(slot);
     }
     // SPSR_EL2 of a trap from the guest is always EL0 or EL1.
     let Some(pstate) = Pstate::from_spsr(spsr) else { return Access::Undefined(slot) };
-    match pmu.handle(&access, pstate, regs) {
-        Outcome::Read(_) | Outcome::Written | Outcome::ConditionFailed => Access::Done(slot),
-        Outcome::Undefined => Access::Undefined(slot),
-        Outcome::TrapToEl1 => Access::TrapToEl1(slot),
-        _ => Access::NotPmu,
+    match pmu.handle_esr(esr, pstate, regs) {
+        Ok(Trap::Pmu(Outcome::Read(_) | Outcome::Written | Outcome::ConditionFailed)) => Access::Done(slot),
+        Ok(Trap::Pmu(Outcome::TrapToEl1)) => Access::TrapToEl1(slot),
+        Ok(Trap::Pmu(_)) => Access::Undefined(slot),
+        Ok(Trap::NotPmu(_)) | Err(_) => Access::NotPmu,
     }
 }
 
 /// The pass-through baseline (feature `passthrough`, for the cost figure only): forwards a
 /// trapped `MRS PMCCNTR_EL0` or `MSR PMCR_EL0` to the physical register.
 #[cfg(feature = "passthrough")]
-fn passthrough(access: &vpmu::SysregAccess, regs: &mut impl GuestRegs) -> bool {
-    use vpmu::decode::{Direction, Xfer};
-    let Xfer::A64 { rt } = access.xfer else { return false };
-    match (access.reg, access.dir) {
-        (PmuReg::Pmccntr, Direction::Read) => {
-            if !rt.is_zero_reg() {
-                regs.set(rt.get(), crate::sysreg::mrs!("pmccntr_el0"));
+fn passthrough(esr: u64, regs: &mut impl GuestRegs) -> bool {
+    let rt = ((esr >> 5) & 0x1f) as u8;
+    // ESR with Rt cleared: EC 0x18, IL, and the register's fields.
+    match esr & !(0x1f << 5) {
+        0x6233_e401 => {
+            if rt != 31 {
+                regs.set(rt, crate::sysreg::mrs!("pmccntr_el0"));
             }
             true
         }
-        (PmuReg::Pmcr, Direction::Write) => {
-            let v = if rt.is_zero_reg() { 0 } else { regs.get(rt.get()) };
+        0x6233_e400 => {
+            let v = if rt == 31 { 0 } else { regs.get(rt) };
             crate::sysreg::msr!("pmcr_el0", v);
             true
         }
@@ -142,22 +137,26 @@ pub const REG_NAMES: [&str; 15] = [
     "PMCCFILTR_EL0",
 ];
 
-fn reg_slot(reg: PmuReg) -> usize {
-    match reg {
-        PmuReg::Pmcr => 0,
-        PmuReg::Pmcntenset | PmuReg::Pmcntenclr => 1,
-        PmuReg::Pmovsset | PmuReg::Pmovsclr => 2,
-        PmuReg::Pmswinc => 3,
-        PmuReg::Pmselr => 4,
-        PmuReg::Pmceid0 | PmuReg::Pmceid1 | PmuReg::Pmceid2 | PmuReg::Pmceid3 => 5,
-        PmuReg::Pmccntr => 6,
-        PmuReg::Pmxevtyper => 7,
-        PmuReg::Pmxevcntr => 8,
-        PmuReg::Pmuserenr => 9,
-        PmuReg::Pmintenset | PmuReg::Pmintenclr => 10,
-        PmuReg::Pmmir => 11,
-        PmuReg::Pmevcntr(_) => 12,
-        PmuReg::Pmevtyper(_) => 13,
-        PmuReg::Pmccfiltr => 14,
+/// The statistics slot of an AArch64 PMU register access, from its ESR (Op1, CRn, CRm,
+/// Op2); AArch32 accesses all count as slot 0 (`PMCR`'s) but for `PMCCNTR`.
+fn reg_slot(esr: u64) -> usize {
+    let (op2, op1, crn, crm) = ((esr >> 17) & 7, (esr >> 14) & 7, (esr >> 10) & 0xf, (esr >> 1) & 0xf);
+    match (crn, op1, crm, op2) {
+        (9, 3, 12, 0) => 0,
+        (9, 3, 12, 1 | 2) => 1,
+        (9, 3, 12, 3) | (9, 3, 14, 3) => 2,
+        (9, 3, 12, 4) => 3,
+        (9, 3, 12, 5) => 4,
+        (9, 3, 12, 6 | 7) => 5,
+        (9, 3, 13, 0) => 6,
+        (9, 3, 13, 1) => 7,
+        (9, 3, 13, 2) => 8,
+        (9, 3, 14, 0) => 9,
+        (9, 0, 14, 1 | 2) => 10,
+        (9, 0, 14, 6) => 11,
+        (14, 3, 8..=11, _) => 12,
+        (14, 3, 15, 7) => 14,
+        (14, 3, 12..=15, _) => 13,
+        _ => 0,
     }
 }
