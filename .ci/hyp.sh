@@ -32,6 +32,7 @@ build() { # crate, features
 }
 # The pass-through baseline of the EL2 cost figure first (same output paths: copied away).
 if build hyp passthrough && cp "$hyp" "$t/vpmu-hyp-passthrough" &&
+  build hyp null-trap && cp "$hyp" "$t/vpmu-hyp-null-trap" &&
   build hyp/guests measure-only && aarch64-linux-gnu-objcopy -O binary "$g" "$t/guest-measure.bin"; then
   pass "build the pass-through baseline"
 else
@@ -85,10 +86,13 @@ for run in max:1 max:2 cortex-a57:2; do
   grep -a "measure " "$log" | tr -d '\r' | sed "s/^\[guest\] /hyp: info guest $cpu smp=$smp /"
 done
 
-# The baseline: the same timing loops, the two registers forwarded to the physical PMU.
-base=$(timeout 60 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max -m 1G -nographic -no-reboot -icount shift=0 \
-  -kernel "$t/vpmu-hyp-passthrough" -device loader,file="$t/guest-measure.bin",addr=0x40400000,force-raw=on 2>&1 | grep -a "measure " | tr -d '\r')
-[ "$(echo "$base" | grep -c measure)" = 2 ] && echo "$base" | sed "s/^\[guest\] /hyp: info pass-through baseline /" || bad "pass-through baseline measurement"
+# The baselines: the same timing loops, the two registers forwarded to the physical PMU
+# (pass-through), or the access skipped at once (the bare trap round trip).
+for variant in passthrough null-trap; do
+  base=$(timeout 60 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max -m 1G -nographic -no-reboot -icount shift=0 \
+    -kernel "$t/vpmu-hyp-$variant" -device loader,file="$t/guest-measure.bin",addr=0x40400000,force-raw=on 2>&1 | grep -a "measure " | tr -d '\r')
+  [ "$(echo "$base" | grep -c measure)" = 2 ] && echo "$base" | sed "s/^\[guest\] /hyp: info $variant baseline /" || bad "$variant baseline measurement"
+done
 
 # --- Linux ---------------------------------------------------------------------------------
 loops=5000000

@@ -42,6 +42,11 @@ pub static SECONDARY: [(AtomicU64, AtomicU64); MAX_CPUS] = {
 #[no_mangle]
 extern "C" fn lower_sync(f: &mut Frame, _kind: u64) {
     let esr = mrs!("esr_el2");
+    #[cfg(feature = "null-trap")]
+    if (esr >> EC_SHIFT) & 0x3f == EC_SYS64 && (esr >> 10) & 0xf == 9 {
+        f.elr = f.elr.wrapping_add(4);
+        return;
+    }
     match (esr >> EC_SHIFT) & 0x3f {
         EC_SYS64 | EC_CP15_32 | EC_CP15_64 => sysreg(f, esr),
         EC_SMC64 => {
