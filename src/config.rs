@@ -274,7 +274,6 @@ pub struct PmuConfig {
     pub(crate) counters: u8,
     pub(crate) version: PmuVersion,
     pub(crate) aarch32_el0: bool,
-    pub(crate) el2: bool,
     pub(crate) el3: bool,
     pub(crate) imp: u8,
     pub(crate) idcode: u8,
@@ -285,7 +284,7 @@ pub struct PmuConfig {
 }
 
 impl PmuConfig {
-    /// A builder with the defaults: 6 counters, PMUv3p5, AArch32 EL0, no EL2, no EL3,
+    /// A builder with the defaults: 6 counters, PMUv3p5, AArch32 EL0, no EL3,
     /// `PMCR.IMP` 0 and `IDCODE` 0, `PMMIR` 0, no interrupt, every event allowed, forbidden
     /// EL0 accesses trap to EL1.
     pub const fn builder() -> PmuConfigBuilder {
@@ -294,7 +293,6 @@ impl PmuConfig {
                 counters: 6,
                 version: PmuVersion::V3p5,
                 aarch32_el0: true,
-                el2: false,
                 el3: false,
                 imp: 0,
                 idcode: 0,
@@ -320,11 +318,6 @@ impl PmuConfig {
     #[must_use]
     pub const fn aarch32_el0(&self) -> bool {
         self.aarch32_el0
-    }
-    /// Whether EL2 is advertised to the guest (`PMEVTYPER.NSH` is writable).
-    #[must_use]
-    pub const fn el2(&self) -> bool {
-        self.el2
     }
     /// Whether EL3 is advertised to the guest (`NSK`, `NSU`, `M` are writable).
     #[must_use]
@@ -380,7 +373,6 @@ struct Unvalidated {
     counters: u8,
     version: PmuVersion,
     aarch32_el0: bool,
-    el2: bool,
     el3: bool,
     imp: u8,
     idcode: u8,
@@ -398,7 +390,6 @@ impl TryFrom<Unvalidated> for PmuConfig {
             counters: u.counters,
             version: u.version,
             aarch32_el0: u.aarch32_el0,
-            el2: u.el2,
             el3: u.el3,
             imp: u.imp,
             idcode: u.idcode,
@@ -438,11 +429,6 @@ impl PmuConfigBuilder {
     /// Whether the guest can run AArch32 at EL0.
     pub const fn aarch32_el0(mut self, yes: bool) -> Self {
         self.cfg.aarch32_el0 = yes;
-        self
-    }
-    /// Whether EL2 is advertised to the guest.
-    pub const fn el2(mut self, yes: bool) -> Self {
-        self.cfg.el2 = yes;
         self
     }
     /// Whether EL3 is advertised to the guest.

@@ -918,7 +918,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMEVTYPER<n>_EL0`, `PMCCFILTR_EL0` and `PMXEVTYPER_EL0` (which reaches `PMCCFILTR`
     /// when `PMSELR.SEL` = 31). Writable: the event number (10 bits before PMUv3p1, 16 from
-    /// it; none for `PMCCFILTR`), `P` and `U`, `NSH` with EL2, `NSK`, `NSU` and `M` with EL3.
+    /// it; none for `PMCCFILTR`), `P` and `U`, `NSK`, `NSU` and `M` with EL3 (`NSH` is RES0: no guest EL2 is modelled).
     /// UNDEFINED for counters `n >= N`, direct or through `SEL`.
     pub fn access_pmu_evtyper(&mut self, reg: TypeReg, p: Params) -> Outcome {
         let (checked, id) = match reg {
@@ -965,10 +965,8 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     pub(crate) fn evtyper_mask(&self, id: CounterId) -> u64 {
+        // NSH stays RES0: vpmu models no guest EL2 (nothing the guest runs is counted at EL2).
         let mut f = EvtypeFilter::P | EvtypeFilter::U;
-        if self.cfg.el2 {
-            f |= EvtypeFilter::NSH;
-        }
         if self.cfg.el3 {
             f |= EvtypeFilter::NSK | EvtypeFilter::NSU | EvtypeFilter::M;
         }

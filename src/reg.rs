@@ -946,6 +946,29 @@ impl fmt::Display for Cp15WideId {
 mod tests {
     use super::*;
 
+    /// The trap path's tables give, for every op1, CRn, CRm and op2 (and every Rt and
+    /// direction bit around them), exactly what the decoder's lookups give.
+    #[test]
+    #[allow(clippy::arithmetic_side_effects)]
+    fn the_fast_tables_agree_with_the_lookups_everywhere() {
+        for op1 in 0..8u8 {
+            for crn in 0..16u8 {
+                for crm in 0..16u8 {
+                    for op2 in 0..8u8 {
+                        let fields = u32::from(op2) << 17 | u32::from(op1) << 14 | u32::from(crn) << 10 | u32::from(crm) << 1;
+                        for extra in [0, 1, 0x1f << 5 | 1, 0x0a << 5] {
+                            let iss = fields | extra;
+                            let a64 = A64Id { op0: 3, op1, crn, crm, op2 };
+                            assert_eq!(a64_fast(iss | 3 << 20), PmuReg::from_a64(a64), "{a64:?}");
+                            let cp15 = Cp15Id { opc1: op1, crn, crm, opc2: op2 };
+                            assert_eq!(cp15_fast(iss), PmuReg::from_cp15(cp15), "{cp15:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_register_round_trips_through_every_encoding_and_name() {
         let mut count = 0;

@@ -219,7 +219,7 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(PmuConfig::builder().build(), Ok(c));
     assert_eq!(c.counters(), 6);
     assert_eq!(c.version(), PmuVersion::V3p5);
-    assert!(c.aarch32_el0() && !c.el2() && !c.el3());
+    assert!(c.aarch32_el0() && !c.el3());
     assert_eq!((c.imp(), c.idcode(), c.pmmir()), (0, 0, 0));
     assert_eq!(c.irq(), None);
     assert_eq!(c.el0_denial(), El0Denial::TrapToEl1);

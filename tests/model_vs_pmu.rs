@@ -51,7 +51,6 @@ impl std::fmt::Debug for Setup {
             .field("counters", &c.counters())
             .field("version", &c.version())
             .field("aarch32_el0", &c.aarch32_el0())
-            .field("el2", &c.el2())
             .field("el3", &c.el3())
             .field("imp_idcode", &(c.imp(), c.idcode()))
             .field("pmmir", &c.pmmir())
@@ -124,15 +123,15 @@ fn setup() -> impl Strategy<Value = Setup> {
     let supported =
         prop::option::weighted(0.25, prop::collection::vec(prop_oneof![prop::sample::select(&INTERESTING_EVENTS[..]), 0u16..0x40], 0..10));
     (
-        (0u8..=31, version(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (0u8..=31, version(), any::<bool>(), any::<bool>()),
         (any::<u8>(), any::<u8>(), prop_oneof![Just(0u32), 1u32..0x100, 0u32..0x100_0000], any::<bool>()),
         filter,
         supported,
         any::<bool>(),
     )
-        .prop_map(|((n, version, aarch32_el0, el2, el3), (imp, idcode, pmmir, el0_undefined), filter, supported, delay)| {
+        .prop_map(|((n, version, aarch32_el0, el3), (imp, idcode, pmmir, el0_undefined), filter, supported, delay)| {
             let filter = filter.unwrap_or_default();
-            let cfg = DrawnConfig { n, version, aarch32_el0, el2, el3, imp, idcode, pmmir, el0_undefined, filter }.build();
+            let cfg = DrawnConfig { n, version, aarch32_el0, el3, imp, idcode, pmmir, el0_undefined, filter }.build();
             Setup { cfg, supported, delay }
         })
 }

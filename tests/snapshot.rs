@@ -149,14 +149,14 @@ fn setup() -> impl Strategy<Value = Setup> {
     (
         prop_oneof![3 => 0u8..8, 1 => 0u8..=31],
         version(),
-        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
         (any::<u8>(), any::<u8>(), 0u32..0x100),
         filter,
         supported,
     )
-        .prop_map(|(n, version, (aarch32_el0, el2, el3, el0_undefined), (imp, idcode, pmmir), filter, supported)| {
+        .prop_map(|(n, version, (aarch32_el0, el3, el0_undefined), (imp, idcode, pmmir), filter, supported)| {
             let filter = filter.unwrap_or_default();
-            let cfg = DrawnConfig { n, version, aarch32_el0, el2, el3, imp, idcode, pmmir, el0_undefined, filter }.build();
+            let cfg = DrawnConfig { n, version, aarch32_el0, el3, imp, idcode, pmmir, el0_undefined, filter }.build();
             Setup { cfg, supported }
         })
 }
@@ -547,12 +547,12 @@ fn each_restore_rule_has_its_error_and_changes_nothing() {
     }
 
     // The same bits are fine where the configuration has them.
-    let lax = PmuConfig::builder().counters(4).version(PmuVersion::V3p5).el2(true).el3(true).build().unwrap();
+    let lax = PmuConfig::builder().counters(4).version(PmuVersion::V3p5).el3(true).build().unwrap();
     let mut s = pmu_with(lax).save();
     s.pmcr = PMCR_E | PMCR_D | PMCR_X | PMCR_DP | PMCR_LP; // LC clear: AArch32 EL0 exists
     s.evcntr[2] = u64::MAX; // 64-bit from v3p5
-    s.evtyper[1] = F_NSH | F_NSK | F_P | F_U | 0xffff;
-    s.pmccfiltr = F_NSH | F_NSK | F_P;
+    s.evtyper[1] = F_NSK | F_P | F_U | 0xffff; // NSH is RES0: no guest EL2
+    s.pmccfiltr = F_NSK | F_P;
     s.pmselr = 31;
     s.pmuserenr = 0xf;
     s.pmovsset = CYCLE_BIT | 0xf;
@@ -1101,7 +1101,7 @@ fn write_restore_bytes_seeds() {
         config(PmuVersion::V3p5, 6),
         config(PmuVersion::V3, 2),
         config(PmuVersion::V3p5, 31),
-        PmuConfig::builder().counters(4).version(PmuVersion::V3p4).aarch32_el0(false).el2(true).el3(true).build().unwrap(),
+        PmuConfig::builder().counters(4).version(PmuVersion::V3p4).aarch32_el0(false).el3(true).build().unwrap(),
         config(PmuVersion::V3p1, 0),
     ];
     for c in configs {

@@ -137,7 +137,6 @@ fn setup(b: &mut Bytes) -> Result<(PmuConfig, Option<Vec<u16>>), String> {
         .counters(n)
         .version(version)
         .aarch32_el0(flags & 4 != 0)
-        .el2(flags & 8 != 0)
         .el3(flags & 16 != 0)
         .identity(imp, idcode)
         .pmmir(pmmir)

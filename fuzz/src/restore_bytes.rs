@@ -150,7 +150,7 @@ fn fixtures(state: &PmuState) -> Vec<Pmu<SoftBackend>> {
     for (counters, version) in own.into_iter().chain([(6, PmuVersion::V3p5)]) {
         for permissive in [true, false] {
             let cfg =
-                PmuConfig::builder().counters(counters).version(version).aarch32_el0(permissive).el2(permissive).el3(permissive).build();
+                PmuConfig::builder().counters(counters).version(version).aarch32_el0(permissive).el3(permissive).build();
             let Ok(cfg) = cfg else { continue };
             let Ok(mut pmu) = Pmu::new(cfg, SoftBackend::new()) else { continue };
             busy(&mut pmu);

@@ -84,7 +84,6 @@ pub struct DrawnConfig {
     pub n: u8,
     pub version: PmuVersion,
     pub aarch32_el0: bool,
-    pub el2: bool,
     pub el3: bool,
     pub imp: u8,
     pub idcode: u8,
@@ -103,7 +102,6 @@ impl DrawnConfig {
             .counters(self.n)
             .version(self.version)
             .aarch32_el0(self.aarch32_el0)
-            .el2(self.el2)
             .el3(self.el3)
             .identity(self.imp, self.idcode)
             .pmmir(if self.version >= PmuVersion::V3p4 { self.pmmir } else { 0 })

@@ -39,7 +39,7 @@ mod arch {
 
 // The model's own short names for them.
 use arch::{
-    CHAIN, CPU_CYCLES, F_M, F_NSH, F_NSK, F_NSU, F_P, F_U, PMCR_C as C, PMCR_D as D, PMCR_DP as DP, PMCR_E as E, PMCR_LC as LC,
+    CHAIN, CPU_CYCLES, F_M, F_NSK, F_NSU, F_P, F_U, PMCR_C as C, PMCR_D as D, PMCR_DP as DP, PMCR_E as E, PMCR_LC as LC,
     PMCR_LP as LP, PMCR_P as P, PMCR_X as X, PMUSERENR_CR as CR, PMUSERENR_EN as EN, PMUSERENR_ER as ER, PMUSERENR_SW as SW, SW_INCR,
 };
 
@@ -53,7 +53,6 @@ pub struct Model {
     n: usize,
     version: PmuVersion,
     aarch32_el0: bool,
-    el2: bool,
     el3: bool,
     imp: u8,
     idcode: u8,
@@ -90,7 +89,6 @@ impl Model {
             n: usize::from(cfg.counters()),
             version: cfg.version(),
             aarch32_el0: cfg.aarch32_el0(),
-            el2: cfg.el2(),
             el3: cfg.el3(),
             imp: cfg.imp(),
             idcode: cfg.idcode(),
@@ -165,7 +163,7 @@ impl Model {
     }
 
     fn filter_bits(&self) -> u64 {
-        F_P | F_U | if self.el2 { F_NSH } else { 0 } | if self.el3 { F_NSK | F_NSU | F_M } else { 0 }
+        F_P | F_U | if self.el3 { F_NSK | F_NSU | F_M } else { 0 }
     }
 
     fn event_bits(&self) -> u64 {
