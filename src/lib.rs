@@ -84,7 +84,9 @@
 //! ## What vpmu never does
 //!
 //! - panic on anything a guest or a VMM can send: every input is `Ok` or a typed error;
-//! - allocate, or use `unsafe` (`#![forbid(unsafe_code)]`);
+//! - allocate, or use `unsafe`: the core is `#![forbid(unsafe_code)]` (only the `perf`
+//!   feature's Linux backend makes two system calls that its binding does not wrap, in one
+//!   small private module);
 //! - inject an exception or drive an interrupt line: it says what must happen, the caller
 //!   does it.
 //!
@@ -93,6 +95,7 @@
 //! Rust 1.81 (for `core::error::Error`). Raising it is a minor-version change, said in the
 //! changelog.
 #![no_std]
+#![cfg_attr(not(feature = "perf"), forbid(unsafe_code))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "std"))]

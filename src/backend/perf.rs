@@ -1,11 +1,33 @@
 //! [`PerfBackend`]: counting with Linux `perf_event_open`, for a VMM whose vCPUs are host threads.
 //!
-//! Every programmed guest counter is backed by one perf event that counts the **calling
-//! thread** (`pid` 0, any CPU, not inherited): [`CounterBackend::program`] opens it enabled,
-//! [`CounterBackend::read`] reports what it counted since the last read (the backend keeps the
-//! last raw count of every event), [`CounterBackend::release`] disables it and closes it.
-//! Program counters on the vCPU thread — which is where [`Pmu::handle`](crate::Pmu::handle)
-//! runs when the guest traps — since that is the thread the events count.
+//! Every programmed guest counter is backed by one perf event that counts **the vCPU's
+//! thread** — the thread the backend was built on, or the one named with
+//! [`PerfBackendBuilder::thread`] — on any CPU, not inherited. So a VMM may call into the
+//! [`Pmu`](crate::Pmu) from any thread: [`Pmu::restore`](crate::Pmu::restore) or
+//! [`Pmu::set_one_reg`](crate::Pmu::set_one_reg) on its main thread programs events that count
+//! the vCPU thread, not the main thread. Build the backend on the vCPU thread, or pass that
+//! thread's id ([`current_thread_id`], called on the vCPU thread).
+//!
+//! # Life of an event: open once, re-arm in place
+//!
+//! [`CounterBackend::program`] opens an event the first time a counter counts an event under
+//! a privilege filter, enabled, with `sample_period` = the distance to the counter's overflow.
+//! From then on the descriptor is kept and re-armed with `ioctl`s:
+//!
+//! | `Pmu` call | perf |
+//! |---|---|
+//! | `program`, same event and filter as the counter's event | `PERF_EVENT_IOC_PERIOD`, `RESET`, `ENABLE` (and `DISABLE` first if it was counting) |
+//! | `program`, another event or filter | close, `perf_event_open` |
+//! | `set_period` (after an overflow, a counter write, `PMCR.LP`/`LC`/`D`) | `PERF_EVENT_IOC_PERIOD` (a counting software event: `DISABLE`, `PERIOD`, `ENABLE`) |
+//! | `stop` (the guest disabled the counter, or `PMCR.E`) | `PERF_EVENT_IOC_DISABLE` |
+//! | `read` | `read` (the event's count minus its count at the last read) |
+//! | `release` (reset, a smaller N) | `DISABLE`, close |
+//!
+//! A guest PMU interrupt with seven live counters (the guest's driver stops every counter,
+//! rewrites them and starts them again) therefore costs 28 `ioctl`s and 7 `read`s, not seven
+//! closes and seven opens on top of them (the `perf_irq` bench measures it).
+//!
+//! `load` and `put` do nothing: the kernel switches a thread's events with the thread.
 //!
 //! # Which perf event counts an Arm event
 //!
@@ -59,6 +81,21 @@
 //! [`Pmu::take_backend_error`](crate::Pmu::take_backend_error). [`PerfBackend::check`] opens
 //! one event on demand and says why it fails.
 //!
+//! **Probe once per VM.** The answer is the host's, the same for every vCPU: probe with the
+//! first vCPU's backend (or [`PerfBackendBuilder::run_probe`]) and hand the [`PerfProbe`] to
+//! the others with [`PerfBackendBuilder::probed`], which then open nothing at build time.
+//!
+//! ```
+//! use vpmu::backend::perf::{PerfBackend, PerfEventSpec};
+//! use vpmu::backend::CounterBackend;
+//!
+//! let map = |e: u16| (e == 0x11).then_some(PerfEventSpec::TASK_CLOCK);
+//! let first = PerfBackend::builder().mapping(map).build(); // probes
+//! let probe = first.probe_result();
+//! let others: Vec<PerfBackend> = (1..4).map(|_| PerfBackend::builder().mapping(map).probed(probe).build()).collect();
+//! assert!(others.iter().all(|b| b.supports(0x11) == first.supports(0x11)));
+//! ```
+//!
 //! # Exception levels and attribution
 //!
 //! The host perf ABI offers privilege filters, not exception levels; [`Attribution`] says how
@@ -89,23 +126,30 @@
 //!
 //! Every request carries the distance to the counter's next architectural overflow; the event
 //! gets it as `sample_period` (clamped to 2^63 - 1, the most perf accepts), so the kernel
-//! notices the overflow when the event has counted that many. What happens then is the host's
-//! business; any of these ends in [`Pmu::sync`](crate::Pmu::sync) on the vCPU thread, then the
-//! interrupt line from [`Pmu::irq_level`](crate::Pmu::irq_level):
+//! notices the overflow when the event has counted that many. The host learns of it in a
+//! signal handler, which cannot touch the [`Pmu`](crate::Pmu): it records the counter in the
+//! backend's [`PendingOverflow`] ([`PerfBackend::pending`], or one the host gives
+//! [`PerfBackendBuilder::pending`]) — one atomic OR, async-signal-safe — and the vCPU loop
+//! then calls [`Pmu::handle_overflows`](crate::Pmu::handle_overflows) (or simply
+//! [`Pmu::irq_level`](crate::Pmu::irq_level) before the next guest entry, which does it), which
+//! handles exactly those counters. Which signal:
 //!
-//! 1. **No signal**: call `sync` at every VM exit and on a timer. Counts stay exact (every
-//!    guest read folds them in); only the overflow interrupt comes late.
+//! 1. **No signal**: call [`Pmu::sync`](crate::Pmu::sync) at VM exits and on a timer. Counts
+//!    stay exact (every guest read folds them in); only the overflow interrupt comes late.
 //! 2. **`SIGTRAP`** ([`PerfBackendBuilder::sigtrap`], Linux 5.13+): perf's `sigtrap` sends the
-//!    thread a synchronous `SIGTRAP` at each overflow, with `si_code` = `TRAP_PERF` and
-//!    `si_perf_data` = the counter's [`CounterId::index`] (31 for `PMCCNTR`). The handler sets
-//!    a flag (a signal also ends a blocking `KVM_RUN` with `EINTR`); the vCPU loop sees it and
-//!    calls `sync`. Install the handler before enabling this: `SIGTRAP`'s default action ends
-//!    the process.
-//! 3. **fasync (`SIGIO`)**: in an [`OpenHook`] ([`PerfBackendBuilder::on_open`]), which gets
-//!    every new event's descriptor, the host sets `O_ASYNC`, `F_SETSIG` and
+//!    counted thread a synchronous `SIGTRAP` at each overflow, with `si_code` = `TRAP_PERF`
+//!    and `si_perf_data` = the counter's [`CounterId::index`] (31 for `PMCCNTR`). The handler
+//!    raises [`sig_data_bits`]`(si_perf_data)` on the vCPU's `PendingOverflow` (a signal also
+//!    ends a blocking `KVM_RUN` with `EINTR`). Install the handler (with `SA_SIGINFO`) before
+//!    enabling this: `SIGTRAP`'s default action ends the process. Since the signal goes to
+//!    the vCPU thread itself, a handler finds that vCPU's `PendingOverflow` in a
+//!    thread-local set up before the vCPU runs, or in a table indexed by thread.
+//! 3. **fasync (`SIGIO` or any signal)**: in an [`OpenHook`] ([`PerfBackendBuilder::on_open`]),
+//!    which gets every new event's descriptor, the host sets `O_ASYNC`, `F_SETSIG` and
 //!    `F_SETOWN_EX` (`F_OWNER_TID`, the vCPU thread) with `fcntl`; the kernel then sends that
-//!    signal at each overflow, `si_fd` naming the event ([`PerfBackend::raw_fd`] maps it back).
-//!    A ring buffer (`mmap` of the descriptor) works too, and is also the host's to set up.
+//!    signal at each overflow, `si_fd` naming the event ([`PerfBackend::raw_fd`] maps it back
+//!    to a counter). Descriptors are kept across `stop` and re-arming, so the hook runs only
+//!    when an event is really opened.
 //!
 //! The kernel throttles events that overflow too often (`kernel.perf_event_max_sample_rate`),
 //! and a throttled hardware event stops counting for a while: a guest that programs a counter
@@ -151,16 +195,38 @@
 //! assert!(ns > 0);
 //! # Ok::<(), vpmu::config::ConfigError>(())
 //! ```
+//!
+//! A VMM's main thread builds the backend for a vCPU thread it has started, and hands it over:
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use vpmu::backend::perf::{current_thread_id, PerfBackend};
+//!
+//! let (tid_tx, tid_rx) = mpsc::channel();
+//! let (backend_tx, backend_rx) = mpsc::channel::<PerfBackend>();
+//! let vcpu = std::thread::spawn(move || {
+//!     tid_tx.send(current_thread_id()).unwrap();
+//!     let backend = backend_rx.recv().unwrap(); // ... Pmu::new, restore, run the guest
+//!     backend.thread()
+//! });
+//! let tid = tid_rx.recv()?;
+//! let backend = PerfBackend::builder().thread(tid).build();
+//! assert_eq!(backend.thread(), tid);
+//! backend_tx.send(backend)?;
+//! assert_eq!(vcpu.join().unwrap(), tid);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use core::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::vec::Vec;
 
 use perf_event::events::Raw;
 use perf_event::{Builder, Counter};
 
-use super::{BackendError, CountRequest, CounterBackend, CounterId, ErrorKind};
+use super::{BackendError, CountRequest, CounterBackend, CounterId, ErrorKind, PendingOverflow};
 use crate::config::{EVENT_CHAIN, EVENT_SW_INCR};
 use crate::reg::MAX_EVENT_COUNTERS;
 
@@ -425,6 +491,7 @@ impl Attribution {
 /// | `EACCES`, `EPERM` (`perf_event_paranoid`, missing `CAP_PERFMON`, a security module) | [`Denied`](ErrorKind::Denied) |
 /// | `EMFILE`, `ENFILE` (descriptors), `ENOSPC`, `EBUSY` (counters held), `ENOMEM` | [`Exhausted`](ErrorKind::Exhausted) |
 /// | `ENOENT`, `ENODEV`, `EOPNOTSUPP`, `EINVAL`, `E2BIG`, `ENOSYS`; no mapping | [`Unsupported`](ErrorKind::Unsupported) |
+/// | `ESRCH` (the thread the backend counts for has exited) | [`WrongContext`](ErrorKind::WrongContext) |
 /// | anything else | [`Other`](ErrorKind::Other) |
 ///
 /// # Examples
@@ -450,6 +517,7 @@ pub struct PerfError {
 mod errno {
     pub(super) const EPERM: i32 = 1;
     pub(super) const ENOENT: i32 = 2;
+    pub(super) const ESRCH: i32 = 3;
     pub(super) const E2BIG: i32 = 7;
     pub(super) const ENOMEM: i32 = 12;
     pub(super) const EACCES: i32 = 13;
@@ -529,6 +597,7 @@ impl PerfError {
             Some(EACCES | EPERM) => ErrorKind::Denied,
             Some(EMFILE | ENFILE | ENOSPC | EBUSY | ENOMEM) => ErrorKind::Exhausted,
             Some(ENOENT | ENODEV | EINVAL | E2BIG) => ErrorKind::Unsupported,
+            Some(ESRCH) => ErrorKind::WrongContext,
             Some(e) if e == EOPNOTSUPP => ErrorKind::Unsupported,
             // ENOSYS (no perf in this kernel) and perf-event2's E2BIG (which it turns into a
             // custom error) both have the kind `Unsupported`; the rest as their kind says.
@@ -621,6 +690,66 @@ impl std::error::Error for PerfError {
     }
 }
 
+/// Which events open on this host, found once ([`PerfBackendBuilder::run_probe`],
+/// [`PerfBackend::probe_result`]) and shared by every vCPU's backend
+/// ([`PerfBackendBuilder::probed`]): the `PMCEID` events (0x0000..=0x003F and
+/// 0x4000..=0x403F) whose perf event opened. A plain value: copy it to every vCPU.
+///
+/// It answers for the mapping and attribution it was made with; give it to builders with the
+/// same ones.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::backend::perf::{PerfBackend, PerfEventSpec, PerfProbe};
+/// use vpmu::backend::CounterBackend;
+///
+/// // No PMU has perf type 0xffff_0000: the probe finds that 0x11 does not open.
+/// let builder = PerfBackend::builder().mapping(|e| (e == 0x11).then_some(PerfEventSpec::new(0xffff_0000, 0)));
+/// let probe: PerfProbe = builder.run_probe();
+/// assert_eq!(probe.opened(0x11), Some(false));
+/// assert_eq!(probe.opened(0x1000), None); // not a PMCEID event: never probed
+/// assert!(!builder.probed(probe).build().supports(0x11));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PerfProbe {
+    /// Events 0x00..=0x3F (word 0) and 0x4000..=0x403F (word 1) that opened.
+    opened: [u64; 2],
+}
+
+impl PerfProbe {
+    /// Whether `event`'s perf event opened: `None` for an event outside the two `PMCEID`
+    /// ranges, which are never probed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::PerfBackend;
+    /// let probe = PerfBackend::builder().probe(false).build().probe_result();
+    /// assert_eq!(probe.opened(0x4100), None);
+    /// ```
+    #[must_use]
+    pub const fn opened(&self, event: u16) -> Option<bool> {
+        let bit = (event & 0x3f) as u32;
+        match event {
+            0..=0x3f => Some(self.opened[0] & (1 << bit) != 0),
+            0x4000..=0x403f => Some(self.opened[1] & (1 << bit) != 0),
+            _ => None,
+        }
+    }
+}
+
+/// What `build` does about probing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probing {
+    /// Open each mapped `PMCEID` event once.
+    Run,
+    /// Trust the mapping.
+    Off,
+    /// Use a probe already made.
+    Given(PerfProbe),
+}
+
 /// How to build a [`PerfBackend`]: start from [`PerfBackend::builder`].
 ///
 /// # Examples
@@ -638,15 +767,17 @@ impl std::error::Error for PerfError {
 /// assert_eq!(b.max_event_counters(), 6);
 /// assert!(b.supports(0x11) && !b.supports(0x08));
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct PerfBackendBuilder {
     mapping: EventMapping,
     attribution: Attribution,
     max_event_counters: u8,
-    probe: bool,
+    probing: Probing,
     sigtrap: bool,
     on_open: Option<OpenHook>,
+    thread: Option<i32>,
+    pending: Option<Arc<PendingOverflow>>,
 }
 
 impl Default for PerfBackendBuilder {
@@ -655,9 +786,11 @@ impl Default for PerfBackendBuilder {
             mapping: default_mapping,
             attribution: Attribution::Thread,
             max_event_counters: MAX_EVENT_COUNTERS,
-            probe: true,
+            probing: Probing::Run,
             sigtrap: false,
             on_open: None,
+            thread: None,
+            pending: None,
         }
     }
 }
@@ -673,7 +806,7 @@ impl PerfBackendBuilder {
     /// let b = PerfBackend::builder().mapping(generic_mapping).probe(false).build();
     /// assert!(b.supports(0x21) && !b.supports(0x12));
     /// ```
-    pub const fn mapping(mut self, mapping: EventMapping) -> Self {
+    pub fn mapping(mut self, mapping: EventMapping) -> Self {
         self.mapping = mapping;
         self
     }
@@ -687,7 +820,7 @@ impl PerfBackendBuilder {
     /// let b = PerfBackend::builder().attribution(Attribution::Guest).probe(false).build();
     /// assert_eq!(b.attribution(), Attribution::Guest);
     /// ```
-    pub const fn attribution(mut self, attribution: Attribution) -> Self {
+    pub fn attribution(mut self, attribution: Attribution) -> Self {
         self.attribution = attribution;
         self
     }
@@ -702,13 +835,14 @@ impl PerfBackendBuilder {
     /// use vpmu::backend::CounterBackend;
     /// assert_eq!(PerfBackend::builder().max_event_counters(200).probe(false).build().max_event_counters(), 31);
     /// ```
-    pub const fn max_event_counters(mut self, n: u8) -> Self {
-        self.max_event_counters = if n < MAX_EVENT_COUNTERS { n } else { MAX_EVENT_COUNTERS };
+    pub fn max_event_counters(mut self, n: u8) -> Self {
+        self.max_event_counters = n.min(MAX_EVENT_COUNTERS);
         self
     }
 
     /// Whether [`build`](Self::build) opens each mapped event once so that `supports` (and
-    /// `PMCEID`) only offer events that open. Default: on.
+    /// `PMCEID`) only offer events that open. Default: on. [`probed`](Self::probed) replaces
+    /// the probe with one already made.
     ///
     /// # Examples
     ///
@@ -720,15 +854,34 @@ impl PerfBackendBuilder {
     /// assert!(PerfBackend::builder().mapping(map).probe(false).build().supports(0x11));
     /// assert!(!PerfBackend::builder().mapping(map).probe(true).build().supports(0x11));
     /// ```
-    pub const fn probe(mut self, probe: bool) -> Self {
-        self.probe = probe;
+    pub fn probe(mut self, probe: bool) -> Self {
+        self.probing = if probe { Probing::Run } else { Probing::Off };
         self
     }
 
-    /// Whether each event sends the vCPU thread a synchronous `SIGTRAP` when it reaches its
-    /// period (perf's `sigtrap` with `remove_on_exec`, `sig_data` = the counter's index; Linux
-    /// 5.13+). Default: off. **Install a `SIGTRAP` handler first**: the default action ends
-    /// the process. See the [module docs](self#overflow-periods-and-signals).
+    /// Use `probe`, made once for the VM, instead of probing again: `build` then opens
+    /// nothing. An event is supported when the mapping maps it and, for the `PMCEID` events,
+    /// when the probe saw it open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::{PerfBackend, PerfEventSpec};
+    /// use vpmu::backend::CounterBackend;
+    /// let builder = PerfBackend::builder().mapping(|e| (e == 0x11).then_some(PerfEventSpec::TASK_CLOCK));
+    /// let probe = builder.run_probe();
+    /// let vcpus: Vec<_> = (0..4).map(|_| builder.clone().probed(probe).build()).collect();
+    /// assert!(vcpus.iter().all(|b| b.probe_result() == probe));
+    /// ```
+    pub fn probed(mut self, probe: PerfProbe) -> Self {
+        self.probing = Probing::Given(probe);
+        self
+    }
+
+    /// Whether each event sends the counted thread a synchronous `SIGTRAP` when it reaches
+    /// its period (perf's `sigtrap` with `remove_on_exec`, `sig_data` = the counter's index;
+    /// Linux 5.13+). Default: off. **Install a `SIGTRAP` handler first**: the default action
+    /// ends the process. See the [module docs](self#overflow-periods-and-signals).
     ///
     /// # Examples
     ///
@@ -737,13 +890,13 @@ impl PerfBackendBuilder {
     /// let b = PerfBackend::builder().sigtrap(true).probe(false).build();
     /// assert!(b.sigtrap());
     /// ```
-    pub const fn sigtrap(mut self, sigtrap: bool) -> Self {
+    pub fn sigtrap(mut self, sigtrap: bool) -> Self {
         self.sigtrap = sigtrap;
         self
     }
 
     /// A function called with every event the backend opens, right after it opens (see
-    /// [`OpenHook`]).
+    /// [`OpenHook`]). Re-arming an event does not open it again.
     ///
     /// # Examples
     ///
@@ -756,14 +909,87 @@ impl PerfBackendBuilder {
     /// let b = PerfBackend::builder().on_open(arm_fasync).probe(false).build();
     /// # let _ = b;
     /// ```
-    pub const fn on_open(mut self, hook: OpenHook) -> Self {
+    pub fn on_open(mut self, hook: OpenHook) -> Self {
         self.on_open = Some(hook);
         self
     }
 
-    /// The backend. With probing on, opens and closes each mapped event that `PMCEID` can
-    /// advertise, on the calling thread (at most 128 `perf_event_open` calls, fewer when
-    /// events share a perf event).
+    /// The thread whose execution the events count: a thread id (`gettid()`, see
+    /// [`current_thread_id`]) of this process. Default: the thread that calls
+    /// [`build`](Self::build). Every `Pmu` call may then come from any thread: the events
+    /// count this one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::{current_thread_id, PerfBackend};
+    /// let vcpu_tid = std::thread::spawn(current_thread_id).join().unwrap();
+    /// let b = PerfBackend::builder().thread(vcpu_tid).probe(false).build();
+    /// assert_eq!(b.thread(), vcpu_tid);
+    /// assert_eq!(PerfBackend::builder().probe(false).build().thread(), current_thread_id());
+    /// ```
+    pub fn thread(mut self, tid: i32) -> Self {
+        self.thread = Some(tid);
+        self
+    }
+
+    /// The [`PendingOverflow`] the host's signal handler raises overflows on, shared with it.
+    /// Default: a new one, which [`PerfBackend::pending`] gives out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use vpmu::backend::perf::PerfBackend;
+    /// use vpmu::backend::{CounterBackend, PendingOverflow};
+    ///
+    /// let pending = Arc::new(PendingOverflow::new());
+    /// let mut b = PerfBackend::builder().pending(Arc::clone(&pending)).probe(false).build();
+    /// pending.raise(1 << 31); // in the signal handler
+    /// assert_eq!(b.take_overflows(), 1 << 31);
+    /// ```
+    pub fn pending(mut self, pending: Arc<PendingOverflow>) -> Self {
+        self.pending = Some(pending);
+        self
+    }
+
+    /// Probes now, on the calling thread, with this builder's mapping and attribution: what
+    /// [`build`](Self::build) does with probing on, as a value to share
+    /// ([`probed`](Self::probed)). At most 128 `perf_event_open` calls, fewer when events
+    /// share a perf event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::{PerfBackend, PerfEventSpec};
+    /// let probe = PerfBackend::builder().mapping(|e| (e == 0x11).then_some(PerfEventSpec::TASK_CLOCK)).run_probe();
+    /// assert_eq!(probe.opened(0x08), Some(false)); // unmapped
+    /// ```
+    #[must_use]
+    pub fn run_probe(&self) -> PerfProbe {
+        // Probe results by perf event: events that share one are opened once.
+        let mut tried: Vec<(PerfEventSpec, bool)> = Vec::new();
+        let mut opened = [0u64; 2];
+        for (word, base) in opened.iter_mut().zip([0u16, 0x4000]) {
+            for bit in 0..64u16 {
+                let Some(spec) = (self.mapping)(base | bit) else { continue };
+                let ok = if let Some(&(_, ok)) = tried.iter().find(|(s, _)| *s == spec) {
+                    ok
+                } else {
+                    let ok = probe_open(spec, self.attribution).is_ok();
+                    tried.push((spec, ok));
+                    ok
+                };
+                if ok {
+                    *word |= 1 << bit;
+                }
+            }
+        }
+        PerfProbe { opened }
+    }
+
+    /// The backend. With probing on (and no [`probed`](Self::probed) result), runs
+    /// [`run_probe`](Self::run_probe) first.
     ///
     /// # Examples
     ///
@@ -775,30 +1001,128 @@ impl PerfBackendBuilder {
     /// ```
     #[must_use]
     pub fn build(self) -> PerfBackend {
-        let mut b = PerfBackend {
+        let probe = match self.probing {
+            Probing::Run => self.run_probe(),
+            Probing::Given(p) => p,
+            Probing::Off => {
+                let mut opened = [0u64; 2];
+                for (word, base) in opened.iter_mut().zip([0u16, 0x4000]) {
+                    for bit in 0..64u16 {
+                        if (self.mapping)(base | bit).is_some() {
+                            *word |= 1 << bit;
+                        }
+                    }
+                }
+                PerfProbe { opened }
+            }
+        };
+        PerfBackend {
             mapping: self.mapping,
             attribution: self.attribution,
             max_event_counters: self.max_event_counters,
-            probed: self.probe,
             sigtrap: self.sigtrap,
             on_open: self.on_open,
-            supported: [0; 2],
+            tid: self.thread.unwrap_or_else(sys::gettid),
+            pending: self.pending.unwrap_or_default(),
+            probe,
             slots: Default::default(),
-        };
-        b.supported = b.compute_supported();
-        b
+        }
     }
 }
 
-/// One programmed counter: its perf event and the event's count at the last read.
+/// The calling thread's id (`gettid()`): call it on the vCPU thread and give it to
+/// [`PerfBackendBuilder::thread`] when another thread builds the backend.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::backend::perf::current_thread_id;
+/// let main = current_thread_id();
+/// assert!(main > 0);
+/// assert_ne!(std::thread::spawn(current_thread_id).join().unwrap(), main);
+/// ```
+#[must_use]
+pub fn current_thread_id() -> i32 {
+    sys::gettid()
+}
+
+/// The [`PendingOverflow`] bits for a perf `SIGTRAP`'s `si_perf_data` (the counter's
+/// [`CounterId::index`], which the backend sets as `sig_data`): `1 << index`, or 0 for a value
+/// that names no counter. What a `SIGTRAP` handler raises.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::backend::perf::sig_data_bits;
+/// use vpmu::backend::CounterId;
+/// assert_eq!(sig_data_bits(CounterId::Cycle.index() as u64), 1 << 31);
+/// assert_eq!(sig_data_bits(3), 1 << 3);
+/// assert_eq!(sig_data_bits(32), 0);
+/// ```
+#[must_use]
+pub const fn sig_data_bits(si_perf_data: u64) -> u32 {
+    if si_perf_data < 32 {
+        1 << si_perf_data
+    } else {
+        0
+    }
+}
+
+/// What an event was opened to count: re-arming keeps it, anything else reopens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    spec: PerfEventSpec,
+    /// `(exclude_user, exclude_kernel, exclude_host)`.
+    exclude: (bool, bool, bool),
+}
+
+/// One counter's perf event: what it counts, its count at the last read, and whether it is
+/// enabled (a stopped counter keeps its event, disabled).
 #[derive(Debug)]
 struct Slot {
     counter: Counter,
+    key: Key,
     last: u64,
+    counting: bool,
 }
 
-/// The Linux `perf_event_open` backend: one perf event per programmed counter, counting the
-/// calling thread. See the [module docs](self).
+impl Slot {
+    /// Counts from zero with a fresh `period`: `DISABLE` (if counting), `PERIOD`, `RESET`,
+    /// `ENABLE`.
+    fn restart(&mut self, period: u64) -> io::Result<()> {
+        if self.counting {
+            self.counter.disable()?;
+            self.counting = false;
+        }
+        sys::set_period(&self.counter, period)?;
+        self.counter.reset()?;
+        self.last = 0;
+        self.counter.enable()?;
+        self.counting = true;
+        Ok(())
+    }
+
+    /// A new period from now, the count going on.
+    fn set_period(&mut self, period: u64) -> io::Result<()> {
+        // The kernel re-arms a counting software event (other than the hrtimer clocks) with
+        // nothing left of its period: its next event would overflow at once. Disabled, it
+        // is re-armed in full when enabled again.
+        let soft = self.key.spec.perf_type == PerfEventSpec::TYPE_SOFTWARE && !matches!(self.key.spec.config, 0 | 1);
+        if soft {
+            self.counter.disable()?;
+            self.counting = false;
+            sys::set_period(&self.counter, period)?;
+            self.counter.enable()?;
+            self.counting = true;
+            Ok(())
+        } else {
+            sys::set_period(&self.counter, period)
+        }
+    }
+}
+
+/// The Linux `perf_event_open` backend: one perf event per counter, counting the vCPU's thread,
+/// opened once and re-armed in place. See the [module docs](self).
 ///
 /// # Examples
 ///
@@ -812,7 +1136,9 @@ struct Slot {
 ///     Ok(()) => {
 ///         let first = b.read(CounterId::Cycle); // nanoseconds since program
 ///         let _ = first;
-///         b.release(CounterId::Cycle);
+///         b.stop(CounterId::Cycle); // disabled, the event kept
+///         assert!(b.has_event(CounterId::Cycle) && !b.is_programmed(CounterId::Cycle));
+///         b.release(CounterId::Cycle); // closed
 ///         assert_eq!(b.read(CounterId::Cycle), 0);
 ///     }
 ///     Err(e) => eprintln!("no perf here: {e}"),
@@ -823,12 +1149,13 @@ pub struct PerfBackend {
     mapping: EventMapping,
     attribution: Attribution,
     max_event_counters: u8,
-    probed: bool,
     sigtrap: bool,
     on_open: Option<OpenHook>,
-    /// Supported events 0x00..=0x3F (word 0) and 0x4000..=0x403F (word 1).
-    supported: [u64; 2],
-    /// Per counter (by [`CounterId::index`]): its event, while programmed.
+    /// The thread the events count.
+    tid: i32,
+    pending: Arc<PendingOverflow>,
+    probe: PerfProbe,
+    /// Per counter (by [`CounterId::index`]): its event, once opened.
     slots: [Option<Slot>; 32],
 }
 
@@ -840,7 +1167,7 @@ impl Default for PerfBackend {
 
 impl PerfBackend {
     /// A backend with the [`default_mapping`], [`Attribution::Thread`], 31 event counters and
-    /// probing.
+    /// probing, counting the calling thread.
     ///
     /// # Examples
     ///
@@ -854,7 +1181,8 @@ impl PerfBackend {
         Self::builder().build()
     }
 
-    /// A builder, to choose the mapping, attribution, counter limit, probing and signals.
+    /// A builder, to choose the mapping, attribution, counter limit, probing, thread and
+    /// signals.
     ///
     /// # Examples
     ///
@@ -908,7 +1236,53 @@ impl PerfBackend {
         self.sigtrap
     }
 
-    /// Whether `counter` has a perf event now.
+    /// The thread the events count ([`PerfBackendBuilder::thread`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::{current_thread_id, PerfBackend};
+    /// assert_eq!(PerfBackend::builder().probe(false).build().thread(), current_thread_id());
+    /// ```
+    #[must_use]
+    pub const fn thread(&self) -> i32 {
+        self.tid
+    }
+
+    /// The [`PendingOverflow`] that [`CounterBackend::take_overflows`] takes from: give a clone
+    /// to the signal handler, which raises the counters that reached their period.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::{sig_data_bits, PerfBackend};
+    /// use vpmu::backend::CounterBackend;
+    /// let mut b = PerfBackend::builder().probe(false).build();
+    /// let pending = b.pending().clone();
+    /// pending.raise(sig_data_bits(2)); // the SIGTRAP handler, si_perf_data = 2
+    /// assert_eq!(b.take_overflows(), 1 << 2);
+    /// ```
+    #[must_use]
+    pub const fn pending(&self) -> &Arc<PendingOverflow> {
+        &self.pending
+    }
+
+    /// What this backend's probe found (or, unprobed, the mapping's events): to share with the
+    /// other vCPUs' builders ([`PerfBackendBuilder::probed`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::{PerfBackend, PerfEventSpec};
+    /// let b = PerfBackend::builder().mapping(|e| (e == 0x11).then_some(PerfEventSpec::TASK_CLOCK)).probe(false).build();
+    /// assert_eq!(b.probe_result().opened(0x11), Some(true));
+    /// ```
+    #[must_use]
+    pub const fn probe_result(&self) -> PerfProbe {
+        self.probe
+    }
+
+    /// Whether `counter`'s perf event is counting now (programmed, not stopped).
     ///
     /// # Examples
     ///
@@ -919,11 +1293,27 @@ impl PerfBackend {
     /// ```
     #[must_use]
     pub fn is_programmed(&self, counter: CounterId) -> bool {
-        self.slots.get(counter.index()).is_some_and(Option::is_some)
+        self.slot(counter).is_some_and(|s| s.counting)
     }
 
-    /// The file descriptor of `counter`'s perf event, while it has one: to match an overflow
-    /// signal's `si_fd` to its counter. It stays the backend's: do not close it.
+    /// Whether `counter` holds a perf event, counting or stopped: a stopped counter keeps its
+    /// event until it is released or programmed with another event or filter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::backend::perf::PerfBackend;
+    /// use vpmu::backend::CounterId;
+    /// assert!(!PerfBackend::builder().probe(false).build().has_event(CounterId::Cycle));
+    /// ```
+    #[must_use]
+    pub fn has_event(&self, counter: CounterId) -> bool {
+        self.slot(counter).is_some()
+    }
+
+    /// The file descriptor of `counter`'s perf event, while it has one ([`has_event`](Self::has_event)):
+    /// to match an overflow signal's `si_fd` to its counter. It stays the backend's: do not
+    /// close it.
     ///
     /// # Examples
     ///
@@ -934,7 +1324,7 @@ impl PerfBackend {
     /// ```
     #[must_use]
     pub fn raw_fd(&self, counter: CounterId) -> Option<RawFd> {
-        self.slots.get(counter.index()).and_then(Option::as_ref).map(|s| s.counter.as_raw_fd())
+        self.slot(counter).map(|s| s.counter.as_raw_fd())
     }
 
     /// Opens and closes the perf event the mapping gives `event`, on the calling thread, the
@@ -955,59 +1345,45 @@ impl PerfBackend {
     /// ```
     pub fn check(&self, event: u16) -> Result<(), PerfError> {
         let spec = (self.mapping)(event).ok_or(PerfError::unmapped(event))?;
-        self.probe_spec(spec).map_err(|e| PerfError::new(event, Some(spec), e))
+        probe_open(spec, self.attribution).map_err(|e| PerfError::new(event, Some(spec), e))
     }
 
-    fn probe_spec(&self, spec: PerfEventSpec) -> io::Result<()> {
-        self.open(spec, true, false, 0, None).map(drop)
+    fn slot(&self, counter: CounterId) -> Option<&Slot> {
+        self.slots.get(counter.index()).and_then(Option::as_ref)
     }
 
-    /// Opens `spec` for the calling thread, on any CPU, counting at `el0`/`el1` under this
-    /// backend's attribution: enabled with `sample_period` = `period` when `sig` names the
-    /// counter; disabled and without a period (a probe) when it is `None`.
-    fn open(&self, spec: PerfEventSpec, el0: bool, el1: bool, period: u64, sig: Option<u64>) -> io::Result<Counter> {
-        let (exclude_user, exclude_kernel, exclude_host) = self.attribution.exclusions(el0, el1);
-        let mut b = Builder::new(Raw::new(spec.config).config1(spec.config1).config2(spec.config2));
-        b.attrs_mut().type_ = spec.perf_type;
-        b.observe_self()
-            .any_cpu()
-            .inherit(false)
-            .exclude_user(exclude_user)
-            .exclude_kernel(exclude_kernel)
-            .exclude_hv(true)
-            .exclude_host(exclude_host);
-        if let Some(index) = sig {
-            b.sample_period(period.min(MAX_PERIOD)).enabled(true);
-            if self.sigtrap {
-                b.sigtrap(true).remove_on_exec(true).sig_data(index);
-            }
+    /// Opens `key` for the backend's thread, on any CPU, enabled, with `sample_period` =
+    /// `period` (and `SIGTRAP` with `sig_data` = `index` when asked).
+    fn open(&self, key: Key, period: u64, index: usize) -> io::Result<Counter> {
+        let mut b = event_builder(key);
+        b.observe_pid(self.tid).sample_period(period).enabled(true);
+        if self.sigtrap {
+            b.sigtrap(true).remove_on_exec(true).sig_data(u64::try_from(index).unwrap_or(u64::MAX));
         }
         b.build()
     }
+}
 
-    fn compute_supported(&self) -> [u64; 2] {
-        // Probe results by perf event: events that share one are opened once.
-        let mut tried: Vec<(PerfEventSpec, bool)> = Vec::new();
-        let mut supported = [0u64; 2];
-        for (word, base) in supported.iter_mut().zip([0u16, 0x4000]) {
-            for bit in 0..64u16 {
-                let Some(spec) = (self.mapping)(base | bit) else { continue };
-                let ok = if !self.probed {
-                    true
-                } else if let Some(&(_, ok)) = tried.iter().find(|(s, _)| *s == spec) {
-                    ok
-                } else {
-                    let ok = self.probe_spec(spec).is_ok();
-                    tried.push((spec, ok));
-                    ok
-                };
-                if ok {
-                    *word |= 1 << bit;
-                }
-            }
-        }
-        supported
-    }
+/// A perf event builder for `key`: any CPU, not inherited, never counting the hypervisor.
+fn event_builder(key: Key) -> Builder<'static> {
+    let Key { spec, exclude: (exclude_user, exclude_kernel, exclude_host) } = key;
+    let mut b = Builder::new(Raw::new(spec.config).config1(spec.config1).config2(spec.config2));
+    b.attrs_mut().type_ = spec.perf_type;
+    b.any_cpu().inherit(false).exclude_user(exclude_user).exclude_kernel(exclude_kernel).exclude_hv(true).exclude_host(exclude_host);
+    b
+}
+
+/// Opens `spec` for the calling thread, disabled, user time only under `attribution`, and
+/// closes it: the probe.
+fn probe_open(spec: PerfEventSpec, attribution: Attribution) -> io::Result<()> {
+    let mut b = event_builder(Key { spec, exclude: attribution.exclusions(true, false) });
+    b.observe_self();
+    b.build().map(drop)
+}
+
+/// The period perf is given for a request: at least 1, at most 2^63 - 1.
+fn perf_period(req: &CountRequest) -> u64 {
+    req.period.clamp(1, MAX_PERIOD)
 }
 
 impl CounterBackend for PerfBackend {
@@ -1018,34 +1394,56 @@ impl CounterBackend for PerfBackend {
     }
 
     fn supports(&self, event: u16) -> bool {
-        let bit = u32::from(event & 0x3f);
-        match event {
-            0..=0x3f => self.supported[0] & (1 << bit) != 0,
-            0x4000..=0x403f => self.supported[1] & (1 << bit) != 0,
-            _ => (self.mapping)(event).is_some(),
-        }
+        (self.mapping)(event).is_some() && self.probe.opened(event) != Some(false)
     }
 
-    /// Closes the counter's old event, then opens an enabled one for `req.event`, counting the
-    /// calling thread from zero, with `sample_period` = `req.period` (at most 2^63 - 1).
+    /// Counts `req` from zero on the counter's event: re-armed in place (`PERIOD`, `RESET`,
+    /// `ENABLE`) when it already counts the same perf event under the same filters, opened
+    /// afresh otherwise (the old one closed first: its hardware counter may be the one the new
+    /// event needs). A request that counts at no level releases the counter.
     fn program(&mut self, counter: CounterId, req: &CountRequest) -> Result<(), PerfError> {
-        // The old event goes first: its hardware counter may be the one the new event needs.
-        self.release(counter);
+        let index = counter.index();
         if !req.el0 && !req.el1 {
+            self.release(counter);
             return Ok(());
         }
-        let spec = (self.mapping)(req.event).ok_or(PerfError::unmapped(req.event))?;
-        let index = counter.index();
-        let sig = u64::try_from(index).unwrap_or(u64::MAX);
-        let event = self.open(spec, req.el0, req.el1, req.period, Some(sig)).map_err(|e| PerfError::new(req.event, Some(spec), e))?;
+        let Some(spec) = (self.mapping)(req.event) else {
+            self.release(counter);
+            return Err(PerfError::unmapped(req.event));
+        };
+        let key = Key { spec, exclude: self.attribution.exclusions(req.el0, req.el1) };
+        let period = perf_period(req);
+        if let Some(Some(slot)) = self.slots.get_mut(index) {
+            if slot.key == key && slot.restart(period).is_ok() {
+                return Ok(());
+            }
+        }
+        self.release(counter);
+        let event = self.open(key, period, index).map_err(|e| PerfError::new(req.event, Some(spec), e))?;
         let fd = event.as_raw_fd();
         if let Some(slot) = self.slots.get_mut(index) {
-            *slot = Some(Slot { counter: event, last: 0 });
+            *slot = Some(Slot { counter: event, key, last: 0, counting: true });
         }
         if let Some(hook) = self.on_open {
             hook(counter, fd);
         }
         Ok(())
+    }
+
+    /// `PERF_EVENT_IOC_PERIOD` on the counting event; the count goes on. A counter that is
+    /// not counting is programmed.
+    fn set_period(&mut self, counter: CounterId, req: &CountRequest) -> Result<(), PerfError> {
+        let period = perf_period(req);
+        if let Some(Some(slot)) = self.slots.get_mut(counter.index()) {
+            if slot.counting {
+                match slot.set_period(period) {
+                    Ok(()) => return Ok(()),
+                    // A failed re-arm leaves the event in doubt: start it again.
+                    Err(_) => return self.program(counter, req),
+                }
+            }
+        }
+        self.program(counter, req)
     }
 
     /// The event's count minus its count at the last read (or 0 at `program`). A failed read
@@ -1062,12 +1460,62 @@ impl CounterBackend for PerfBackend {
         }
     }
 
+    /// `PERF_EVENT_IOC_DISABLE`: the event stops and is kept for the next `program`. Its
+    /// count freezes, so a `read` gives what was counted before, then 0.
+    fn stop(&mut self, counter: CounterId) {
+        if let Some(Some(slot)) = self.slots.get_mut(counter.index()) {
+            if slot.counting {
+                // A failed disable leaves it counting: close it instead.
+                if slot.counter.disable().is_ok() {
+                    slot.counting = false;
+                } else {
+                    self.release(counter);
+                }
+            }
+        }
+    }
+
     /// Disables the event (so that it stops even if the host holds a duplicate of its
     /// descriptor) and closes it.
     fn release(&mut self, counter: CounterId) {
         if let Some(mut slot) = self.slots.get_mut(counter.index()).and_then(Option::take) {
             // Closing stops it anyway; a failed disable changes nothing.
             let _ = slot.counter.disable();
+        }
+    }
+
+    /// What the signal handler raised on [`PerfBackend::pending`].
+    fn take_overflows(&mut self) -> u32 {
+        self.pending.take()
+    }
+}
+
+/// The system calls perf-event2 does not wrap: the only `unsafe` code in vpmu.
+#[allow(unsafe_code)]
+mod sys {
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    use perf_event::Counter;
+
+    /// The calling thread's id.
+    pub(super) fn gettid() -> i32 {
+        // SAFETY: gettid takes no argument, reads and writes no memory and cannot fail.
+        unsafe { libc::gettid() }
+    }
+
+    /// `ioctl(fd, PERF_EVENT_IOC_PERIOD, &period)`: the event's sample period, from now.
+    pub(super) fn set_period(counter: &Counter, period: u64) -> io::Result<()> {
+        let fd = counter.as_raw_fd();
+        // SAFETY: `fd` is the open perf event descriptor `counter` owns, borrowed for the
+        // call. PERF_EVENT_IOC_PERIOD reads one u64 through its argument (the kernel copies it
+        // from user memory), which points to `period`, alive for the whole call; it writes no
+        // user memory.
+        let r = unsafe { libc::ioctl(fd, perf_event_open_sys::bindings::PERIOD as _, core::ptr::from_ref(&period)) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
         }
     }
 }
