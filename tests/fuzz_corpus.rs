@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) on stable Rust, through the
-//! very checks the libFuzzer targets run (`fuzz/src/lib.rs`), so that plain `cargo test`
+//! very checks the libFuzzer targets run (`tests/common/fuzz_check/`), so that plain `cargo test`
 //! exercises every input the fuzzer found interesting.
 //!
 //! A missing or empty corpus directory is a failure, not a pass: this test must never
@@ -8,7 +8,7 @@
 //! new target cannot be added without a corpus and a check here.
 
 #[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
+#[path = "common/fuzz_check/mod.rs"]
 mod fuzz_check;
 
 use std::collections::BTreeSet;

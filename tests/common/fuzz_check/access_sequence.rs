@@ -18,10 +18,10 @@
 //! At the end every register is read on a clone and compared with the model.
 //!
 //! The input is read with a small byte reader rather than `arbitrary`, so that this file, like
-//! `lib.rs`, needs nothing but `std` and vpmu's public API: `tests/fuzz_corpus.rs` replays the
+//! `mod.rs`, needs nothing but `std` and vpmu's public API: `tests/fuzz_corpus.rs` replays the
 //! corpus through it on stable Rust under plain `cargo test`. A missing byte reads as zero.
 
-#[path = "../../tests/common/model.rs"]
+#[path = "../model.rs"]
 mod model;
 
 use model::Model;
