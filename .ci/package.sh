@@ -83,13 +83,19 @@ check "cargo package ${package_args[*]}" cargo package "${package_args[@]}"
 crate_file="$target_dir/package/$CRATE-$version.crate"
 [[ -f $crate_file ]] || fail "cargo package left no $crate_file"
 
-# The fuzz crate is a package of its own, which cargo never packs, and the corpus replay that
-# reads it is left out on purpose; anything else missing would be a mistake in `include`.
+# What `include` must bring, the fuzz corpus through the tests/corpus link among it; and what it
+# must leave out: the fuzz crate (cargo never packs a package of its own), the test that checks
+# it, the CI scripts.
 listing=$(tar tzf "$crate_file")
-for f in Cargo.toml Cargo.lock README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE src/lib.rs tests/common/fuzz_check/mod.rs; do
+for f in Cargo.toml Cargo.lock README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE src/lib.rs \
+    tests/common/fuzz_check/mod.rs tests/fuzz_corpus.rs; do
     grep -qx "$CRATE-$version/$f" <<<"$listing" || fail "the .crate has no $f"
 done
-if grep -E "^$CRATE-$version/(fuzz|\.ci|no-panic)/|^$CRATE-$version/tests/fuzz_corpus\.rs$" <<<"$listing"; then
+for d in fuzz/corpus/*/; do
+    t=$(basename "$d")
+    grep -q "^$CRATE-$version/tests/corpus/$t/." <<<"$listing" || fail "the .crate has no corpus for the fuzz target $t (tests/corpus/$t/)"
+done
+if grep -E "^$CRATE-$version/((fuzz|\.ci|no-panic)/|tests/fuzz_targets\.rs$)" <<<"$listing"; then
     fail "the .crate holds files it should not (above)"
 fi
 printf 'ok    %-78s %4ds\n' "the .crate holds what it must ($(wc -l <<<"$listing") files, $(du -k "$crate_file" | cut -f1) KiB)" 0
