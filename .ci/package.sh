@@ -101,13 +101,19 @@ fi
 printf 'ok    %-78s %4ds\n' "the .crate holds what it must ($(wc -l <<<"$listing") files, $(du -k "$crate_file" | cut -f1) KiB)" 0
 
 unpacked="$scratch/$CRATE-$version"
-tar xzf "$crate_file" -C "$scratch"
+# --touch: the .crate's files all carry one fixed old date, and cargo judges a local crate's
+# freshness by date, so without it a second run would reuse the first one's test binaries
+# (which would even look for their files in the first run's directory: CARGO_MANIFEST_DIR).
+tar -xzf "$crate_file" -C "$scratch" --touch
 # Cargo must see the unpacked crate as a workspace of its own, not a member of one above it.
 root=$(cd "$unpacked" && cargo locate-project --workspace --message-format plain)
 [[ $root == "$unpacked/Cargo.toml" ]] || fail "the unpacked crate belongs to the workspace $root"
-# The repository's target directory is only a cache of compiled dependencies here.
+# A target directory of its own, kept between runs for the dependencies. Not the repository's:
+# cargo names a workspace root's outputs by its path relative to the workspace, the same for
+# the unpacked crate and the repository's, so the two would overwrite each other's outputs and
+# each reuse the other's.
 check "unpacked .crate: cargo test --all-features (outside the repository)" \
-    env -C "$unpacked" CARGO_TARGET_DIR="$target_dir" cargo test --all-features
+    env -C "$unpacked" CARGO_TARGET_DIR="$target_dir/package-test" cargo test --all-features
 
 # ---- MSRV ----------------------------------------------------------------------------------
 # -p: the workspace's other members need not build with the MSRV; --lib: the dev-dependencies do
@@ -130,7 +136,7 @@ for f in "${features[@]}"; do
     grep -qE "^$f = \[.*\"std\"" Cargo.toml && implies_std+=("$f")
 done
 # The features a no_std target can have: those that neither are std nor turn it on.
-# The main target directory: the proc-macros the test run built serve here too.
+# The repository's own target directory: what the other CI steps built serves here.
 powerset_target="$target_dir"
 has() { [[ ",$list," == *",$1,"* ]]; } # is feature $1 in the combination $list?
 n=${#features[@]}
