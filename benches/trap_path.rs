@@ -16,7 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use vpmu::config::{PmuConfig, EVENT_CPU_CYCLES, EVENT_INST_RETIRED, EVENT_SW_INCR};
 use vpmu::decode::{decode_esr, Cond, Direction, Gpr, SysregAccess, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Outcome, Pmu, SoftBackend};
+use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend, Trap};
 
 const COUNTERS: u8 = 6;
 /// `PMCR.E`.
@@ -77,37 +77,37 @@ fn trap_path(c: &mut Criterion) {
     let mut pmu = running_pmu();
     let mut x = [0u64; 31];
 
-    g.bench_function("MRS PMCR_EL0", |b| b.iter(|| pmu.handle_esr(black_box(pmcr_read), El::El1, black_box(&mut x))));
+    g.bench_function("MRS PMCR_EL0", |b| b.iter(|| pmu.handle_esr(black_box(pmcr_read), Pstate::EL1, black_box(&mut x))));
     assert_eq!(x[2] & 0xffff, (u64::from(COUNTERS) << 11) | PMCR_E);
 
     // The common case: the kernel writes back the value PMCR already holds.
     x[1] = PMCR_E;
-    g.bench_function("MSR PMCR_EL0 (same value)", |b| b.iter(|| pmu.handle_esr(black_box(pmcr_write), El::El1, black_box(&mut x))));
+    g.bench_function("MSR PMCR_EL0 (same value)", |b| b.iter(|| pmu.handle_esr(black_box(pmcr_write), Pstate::EL1, black_box(&mut x))));
 
     // Every write flips E: folds and releases all seven counters, or programs them again.
     // Half the iterations disable, half enable; the figure is their mean.
     g.bench_function("MSR PMCR_EL0 (toggles E)", |b| {
         b.iter(|| {
             x[1] ^= PMCR_E;
-            pmu.handle_esr(black_box(pmcr_write), El::El1, black_box(&mut x))
+            pmu.handle_esr(black_box(pmcr_write), Pstate::EL1, black_box(&mut x))
         })
     });
     // Leave the counters running again.
     x[1] = PMCR_E;
-    assert_eq!(pmu.handle_esr(pmcr_write, El::El1, &mut x), Ok(Outcome::Written));
+    assert_eq!(pmu.handle_esr(pmcr_write, Pstate::EL1, &mut x), Ok(Trap::Pmu(Outcome::Written)));
 
-    g.bench_function("MRS PMEVCNTR3_EL0", |b| b.iter(|| pmu.handle_esr(black_box(evcntr_read), El::El1, black_box(&mut x))));
+    g.bench_function("MRS PMEVCNTR3_EL0", |b| b.iter(|| pmu.handle_esr(black_box(evcntr_read), Pstate::EL1, black_box(&mut x))));
     assert_eq!(x[2], 400);
 
-    g.bench_function("MRS PMXEVCNTR_EL0 (SEL = 3)", |b| b.iter(|| pmu.handle_esr(black_box(xevcntr_read), El::El1, black_box(&mut x))));
+    g.bench_function("MRS PMXEVCNTR_EL0 (SEL = 3)", |b| b.iter(|| pmu.handle_esr(black_box(xevcntr_read), Pstate::EL1, black_box(&mut x))));
     assert_eq!(x[2], 400);
 
     // What a guest kernel without direct access does: select, then read (two traps).
     x[3] = READ_COUNTER.into();
     g.bench_function("MSR PMSELR_EL0 + MRS PMXEVCNTR_EL0 (2 traps)", |b| {
         b.iter(|| {
-            let w = pmu.handle_esr(black_box(pmselr_write), El::El1, black_box(&mut x));
-            let r = pmu.handle_esr(black_box(xevcntr_read), El::El1, black_box(&mut x));
+            let w = pmu.handle_esr(black_box(pmselr_write), Pstate::EL1, black_box(&mut x));
+            let r = pmu.handle_esr(black_box(xevcntr_read), Pstate::EL1, black_box(&mut x));
             (w, r)
         })
     });
@@ -115,10 +115,10 @@ fn trap_path(c: &mut Criterion) {
 
     // Increments counter 5 (typed SW_INCR, enabled, counting at EL1) on every write.
     x[4] = 1 << SWINC_COUNTER;
-    g.bench_function("MSR PMSWINC_EL0", |b| b.iter(|| pmu.handle_esr(black_box(pmswinc_write), El::El1, black_box(&mut x))));
+    g.bench_function("MSR PMSWINC_EL0", |b| b.iter(|| pmu.handle_esr(black_box(pmswinc_write), Pstate::EL1, black_box(&mut x))));
     assert_ne!(pmu.read(PmuReg::Pmevcntr(ctr(SWINC_COUNTER)), El::El1).value(), Some(0));
 
-    g.bench_function("MRC PMEVCNTR3 (AArch32)", |b| b.iter(|| pmu.handle_esr(black_box(evcntr_mrc), El::El1, black_box(&mut x))));
+    g.bench_function("MRC PMEVCNTR3 (AArch32)", |b| b.iter(|| pmu.handle_esr(black_box(evcntr_mrc), Pstate::EL1, black_box(&mut x))));
     assert_eq!(x[2], 400);
 
     g.finish();

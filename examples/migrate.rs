@@ -101,7 +101,7 @@ fn main() {
 
     // The reference: one host, no migration.
     let mut stay = Pmu::new(config(), SoftBackend::new()).unwrap();
-    stay.start();
+    stay.lock_config();
     guest_programs(&mut stay);
     let irqs = guest_runs(&mut stay, 0, FIRST) + guest_runs(&mut stay, FIRST, SECOND);
     let reference = totals(&mut stay, irqs);
@@ -110,7 +110,7 @@ fn main() {
     // that, the source host is gone.
     let (bytes, el, irqs_before) = {
         let mut source = Pmu::new(config(), SoftBackend::new()).unwrap();
-        source.start();
+        source.lock_config();
         guest_programs(&mut source);
         let irqs = guest_runs(&mut source, 0, FIRST);
         let state = source.save();
@@ -122,7 +122,7 @@ fn main() {
 
     // The destination host: the same configuration, a fresh backend, the bytes.
     let mut destination = Pmu::new(config(), SoftBackend::new()).unwrap();
-    destination.start();
+    destination.lock_config();
     let state = PmuState::from_bytes(&bytes).expect("the bytes arrive intact");
     destination.restore(&state).expect("the state fits the destination's configuration");
     destination.set_el(el);

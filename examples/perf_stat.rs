@@ -25,7 +25,7 @@ use vpmu::config::{PmuConfig, PmuIrq, PmuVersion, EVENT_CPU_CYCLES, EVENT_INST_R
 use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
 use vpmu::field::{EvtypeFilter, Pmcr};
 use vpmu::reg::{EventCounter, PmuReg, CYCLE_COUNTER_BIT};
-use vpmu::{El, Outcome, Pmu, SoftBackend};
+use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend, Trap};
 
 // Common event numbers (Arm ARM, "Common event numbers").
 const L1D_CACHE_REFILL: u16 = 0x03;
@@ -104,8 +104,9 @@ impl Guest {
             Direction::Read => self.reads += 1,
             Direction::Write => self.writes += 1,
         }
-        let out = self.pmu.handle_esr(esr, El::El1, &mut self.x).expect("a trapped MRS/MSR decodes");
-        assert!(!matches!(out, Outcome::Undefined | Outcome::TrapToEl1 | Outcome::NotPmu(_)), "{access}: {out:?}");
+        let trap = self.pmu.handle_esr(esr, Pstate::EL1, &mut self.x).expect("a trapped MRS/MSR decodes");
+        let Trap::Pmu(out) = trap else { panic!("{access}: {trap:?}") };
+        assert!(!matches!(out, Outcome::Undefined | Outcome::TrapToEl1), "{access}: {out:?}");
         out
     }
 
@@ -361,7 +362,7 @@ fn main() {
         interrupts: 0,
         truth: [0; 7],
     };
-    g.pmu.start();
+    g.pmu.lock_config();
 
     g.probe();
     g.reset();

@@ -12,8 +12,10 @@
 //! ```
 //!
 //! Instructions per access = (total Ir with 1,000,000 − total Ir with 0) / 1,000,000: the
-//! difference removes the setup and process start. Pass a register name as the second
-//! argument (`pmcr`, `evcntr`, `xevcntr`, `swinc`) to run only that access.
+//! difference removes the setup and process start. Pass an access's name as the second
+//! argument (`pmcr`, `evcntr`, `xevcntr`, `swinc`, `a32evcntr`, `cntenset`) to run only that
+//! access, or `empty` to run the same loop with the trap call left out: subtract its count
+//! to get the instructions of the trap path alone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 use std::hint::black_box;
@@ -21,10 +23,15 @@ use std::hint::black_box;
 use vpmu::config::{PmuConfig, EVENT_CPU_CYCLES, EVENT_INST_RETIRED, EVENT_SW_INCR};
 use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Outcome, Pmu, SoftBackend};
+use vpmu::{El, Outcome, Pmu, Pstate, SoftBackend};
 
 fn esr(reg: PmuReg, dir: Direction, rt: u8) -> u64 {
     SysregAccess { reg, dir, xfer: Xfer::A64 { rt: Gpr::new(rt).unwrap() } }.to_esr().unwrap()
+}
+
+/// `MRC p15, 0, R<rt>, ...` (unconditional).
+fn esr32(reg: PmuReg, rt: u8) -> u64 {
+    SysregAccess { reg, dir: Direction::Read, xfer: Xfer::A32 { rt: Gpr::new(rt).unwrap(), cond: None } }.to_esr().unwrap()
 }
 
 fn main() {
@@ -48,20 +55,33 @@ fn main() {
         ("evcntr", esr(PmuReg::Pmevcntr(c(3)), Direction::Read, 2)),
         ("xevcntr", esr(PmuReg::Pmxevcntr, Direction::Read, 2)),
         ("swinc", esr(PmuReg::Pmswinc, Direction::Write, 4)),
+        ("a32evcntr", esr32(PmuReg::Pmevcntr(c(3)), 2)),
+        ("cntenset", esr(PmuReg::Pmcntenset, Direction::Write, 5)),
     ];
-    let mix: Vec<u64> = all.iter().filter(|(name, _)| only.as_deref().map_or(true, |o| o == *name)).map(|&(_, e)| e).collect();
-    assert!(!mix.is_empty(), "unknown access {only:?}: pmcr, evcntr, xevcntr or swinc");
+    let empty = only.as_deref() == Some("empty");
+    let mix: Vec<u64> = all
+        .iter()
+        .filter(|(name, _)| empty || only.as_deref().map_or(true, |o| o == *name))
+        .map(|&(_, e)| e)
+        .take(if empty { 1 } else { 6 })
+        .collect();
+    assert!(!mix.is_empty(), "unknown access {only:?}: pmcr, evcntr, xevcntr, swinc, a32evcntr, cntenset or empty");
 
     let mut x = [0u64; 31];
     x[4] = 1 << 5; // PMSWINC: counter 5, typed SW_INCR
+    x[5] = 0x8000_003f; // PMCNTENSET: what is set already (no change)
     let mut sum = 0u64;
     let mut j = 0;
     for _ in 0..n {
         let esr = mix[j];
         j = if j + 1 == mix.len() { 0 } else { j + 1 };
-        let out = pmu.handle_esr(black_box(esr), El::El1, &mut x);
+        if empty {
+            black_box((black_box(esr), &mut x));
+        } else {
+            let out = pmu.handle_esr(black_box(esr), Pstate::EL1, &mut x);
+            black_box(out.ok());
+        }
         sum = sum.wrapping_add(x[2]);
-        black_box(out.ok());
     }
     println!("{n} accesses, checksum {sum:#x}");
 }

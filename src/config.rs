@@ -43,6 +43,7 @@ pub const MAX_FILTER_ACTIONS: usize = 16;
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub enum PmuVersion {
     /// PMUv3 (Armv8.0): 10-bit event numbers, 32-bit event counters.
     V3,

@@ -43,7 +43,7 @@ pub const EC_CP15_64: u8 = 0x04;
 
 const EC_SHIFT: u32 = 26;
 const IL_BIT: u64 = 1 << 25;
-const ISS_MASK: u64 = (1 << 25) - 1;
+pub(crate) const ISS_MASK: u64 = (1 << 25) - 1;
 
 /// Which way the value moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -26,7 +26,7 @@
 //! ## A trap, end to end
 //!
 //! ```
-//! use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu};
+//! use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu, Pstate, Trap};
 //!
 //! let mut pmu = Pmu::new(PmuConfig::builder().counters(6).build()?, SoftBackend::new())?;
 //! let mut x = [0u64; 31]; // the vCPU's X0..X30
@@ -34,11 +34,13 @@
 //!
 //! // The guest executed `MSR PMCR_EL0, X1`; it trapped to EL2 with this syndrome.
 //! let esr = 0x6230_e438;
-//! match pmu.handle_esr(esr, El::El1, &mut x) {
-//!     Ok(Outcome::Read(_) | Outcome::Written) => { /* advance the guest's PC */ }
-//!     Ok(Outcome::Undefined) => { /* inject an UNDEFINED exception */ }
-//!     Ok(Outcome::TrapToEl1) => { /* take the trap to the guest's EL1 */ }
-//!     Ok(Outcome::NotPmu(_)) => { /* hand the trap to the other sysreg handlers */ }
+//! match pmu.handle_esr(esr, Pstate::EL1, &mut x) {
+//!     Ok(Trap::Pmu(Outcome::Read(_) | Outcome::Written)) => { /* advance the guest's PC */ }
+//!     Ok(Trap::Pmu(Outcome::Undefined)) => { /* inject an UNDEFINED exception */ }
+//!     Ok(Trap::Pmu(Outcome::TrapToEl1)) => { /* take the trap to the guest's EL1 */ }
+//!     Ok(Trap::Pmu(Outcome::ConditionFailed)) => { /* an AArch32 condition failed: skip it */ }
+//!     Ok(Trap::Pmu(_)) => { /* Outcome is non_exhaustive */ }
+//!     Ok(Trap::NotPmu(_)) => { /* hand the trap to the other sysreg handlers */ }
 //!     Err(_) => { /* not a system register trap at all */ }
 //! }
 //! assert_eq!(pmu.read(vpmu::reg::PmuReg::Pmcr, El::El1).value(), Some(6 << 11 | 1));
@@ -63,7 +65,7 @@
 //!     .filter(FilterAction::Deny, 0x10..=0x10)?
 //!     .build()?;
 //! let mut pmu = Pmu::new(cfg, SoftBackend::new())?;
-//! pmu.start(); // the vCPU runs: the configuration is fixed from now on
+//! pmu.lock_config(); // the vCPU runs: the configuration is fixed from now on
 //!
 //! // The guest counts cycles; the host reports them.
 //! let _ = pmu.write(PmuReg::Pmcntenset, 1 << 31, El::El1);
@@ -105,11 +107,11 @@ mod pmu;
 pub mod reg;
 pub mod snapshot;
 
-pub use backend::{CounterBackend, SoftBackend};
+pub use backend::{CounterBackend, EmulatedBackend, PendingOverflow, SoftBackend};
 pub use config::{PmuConfig, PmuVersion};
 pub use decode::SysregAccess;
-pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu};
-pub use snapshot::{OneRegError, PmuState, SnapshotError};
+pub use pmu::{El, GuestRegs, Op, Outcome, Params, Pmu, Pstate, Trap};
+pub use snapshot::{Identity, OneRegError, PmuState, SnapshotError};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

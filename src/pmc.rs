@@ -15,11 +15,9 @@ pub(crate) struct Pmc {
     pub(crate) evtyper: u32,
     /// Cycle counter with `PMCR.D`: cycles counted towards the next tick, `0..64`.
     pub(crate) prescale: u8,
-    /// The backend is counting for this counter.
-    pub(crate) live: bool,
 }
 
 impl Pmc {
     /// The reset state vpmu chooses for what the Arm ARM leaves UNKNOWN: all zero, not counting.
-    pub(crate) const RESET: Pmc = Pmc { value: 0, evtyper: 0, prescale: 0, live: false };
+    pub(crate) const RESET: Pmc = Pmc { value: 0, evtyper: 0, prescale: 0 };
 }

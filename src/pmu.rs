@@ -2,12 +2,14 @@
 
 use core::fmt;
 
-use crate::backend::{CountRequest, CounterBackend, CounterId};
+use crate::backend::{CountRequest, CounterBackend, CounterId, EmulatedBackend};
 use crate::config::{ConfigError, El0Denial, PmuConfig, PmuVersion, EVENTS_STALL_SLOT, EVENT_CHAIN, EVENT_CPU_CYCLES, EVENT_SW_INCR};
-use crate::decode::{decode_esr, decode_insn, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer};
+use crate::decode::{
+    decode_esr, decode_insn, Cond, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer, EC_CP15_32, EC_SYS64, ISS_MASK,
+};
 use crate::field::{EvtypeFilter, Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
-use crate::reg::{EventCounter, PmuReg, CYCLE_COUNTER_BIT};
+use crate::reg::{self, CounterReg, EventCounter, PmceidReg, PmuReg, SetClr, TypeReg, CYCLE_COUNTER_BIT};
 
 /// The exception level of the guest when it made an access or when events happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -21,10 +23,141 @@ pub enum El {
     El1,
 }
 
-/// What a register access becomes. The caller acts on it: vpmu never injects anything.
+/// The guest's `PSTATE` when it trapped, as far as vpmu needs it: the exception level, and
+/// for an AArch32 guest the condition flags and `IT` state that decide whether a trapped
+/// conditional instruction executes.
+///
+/// A hypervisor builds it from `SPSR_EL2` ([`Pstate::from_spsr`]); an AArch64 guest's
+/// `MRS`/`MSR` are never conditional, so [`Pstate::EL0`] and [`Pstate::EL1`] (or
+/// `Pstate::from(el)`) do for it.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{El, Pstate};
+/// // AArch32 SVC mode (EL1), Z set:
+/// let p = Pstate::from_spsr(0x4000_01d3).unwrap();
+/// assert_eq!(p.el(), El::El1);
+/// assert_eq!(Pstate::from_spsr(0x3c5).map(Pstate::el), Some(El::El1)); // AArch64 EL1h
+/// assert_eq!(Pstate::from_spsr(0x3c9), None);                          // EL2h: not a guest's
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Pstate {
+    el: El,
+    /// `N`, `Z`, `C`, `V` in bits \[31:28\], the rest zero.
+    nzcv: u32,
+    /// AArch32 `IT[7:0]`, 0 outside an IT block (and always for A32 or AArch64).
+    it: u8,
+}
+
+impl Pstate {
+    /// An AArch64 guest at EL0 (flags clear).
+    pub const EL0: Pstate = Pstate { el: El::El0, nzcv: 0, it: 0 };
+    /// An AArch64 guest at EL1 (flags clear).
+    pub const EL1: Pstate = Pstate { el: El::El1, nzcv: 0, it: 0 };
+
+    /// The guest's state from the `SPSR_EL2` (or `SPSR_EL1`, for an emulator) of the
+    /// exception that trapped: AArch64 `EL0t`, `EL1t`, `EL1h`, or an AArch32 mode (`usr` is
+    /// EL0; `fiq`, `irq`, `svc`, `abt`, `und`, `sys` are EL1). `None` for EL2, EL3 and
+    /// reserved modes, which are not a guest's.
+    #[must_use]
+    pub const fn from_spsr(spsr: u64) -> Option<Pstate> {
+        let m = spsr & 0x1f;
+        let el = if m & 0x10 == 0 {
+            match m {
+                0b0000 => El::El0,
+                0b0100 | 0b0101 => El::El1,
+                _ => return None,
+            }
+        } else {
+            match m & 0xf {
+                0b0000 => El::El0,
+                0b0001 | 0b0010 | 0b0011 | 0b0111 | 0b1011 | 0b1111 => El::El1,
+                _ => return None,
+            }
+        };
+        let aarch32_thumb = m & 0x10 != 0 && spsr & (1 << 5) != 0;
+        let it = if aarch32_thumb { (((spsr >> 8) & 0xfc) | ((spsr >> 25) & 0x3)) as u8 } else { 0 };
+        Some(Pstate { el, nzcv: (spsr as u32) & 0xf000_0000, it })
+    }
+
+    /// The exception level.
+    #[must_use]
+    pub const fn el(self) -> El {
+        self.el
+    }
+
+    /// Whether a trapped AArch32 instruction with syndrome condition `cond` (`None`: the
+    /// syndrome's CV was 0) executes: by `cond` when the syndrome has one, else by the `IT`
+    /// state (a T32 instruction in an IT block), else unconditionally.
+    #[must_use]
+    pub const fn passes(self, cond: Option<Cond>) -> bool {
+        match cond {
+            Some(c) => c.passes(self.nzcv),
+            None if self.it & 0xf != 0 => match Cond::new(self.it >> 4) {
+                Some(c) => c.passes(self.nzcv),
+                None => true,
+            },
+            None => true,
+        }
+    }
+}
+
+impl From<El> for Pstate {
+    /// An AArch64 guest at `el`.
+    fn from(el: El) -> Pstate {
+        match el {
+            El::El0 => Pstate::EL0,
+            El::El1 => Pstate::EL1,
+        }
+    }
+}
+
+/// What a trapped system register access is: a PMU register's, which vpmu emulated, or
+/// another register's, for the hypervisor's other handlers. What [`Pmu::handle_esr`] and
+/// [`Pmu::handle_insn`] give; an access already decoded to a PMU register
+/// ([`Pmu::handle`]) is always [`Outcome`].
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{config::PmuConfig, Outcome, Pmu, Pstate, SoftBackend, Trap};
+/// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+/// let mut x = [0u64; 31];
+/// // MRS X0, CNTVCT_EL0: not the PMU's
+/// assert!(matches!(pmu.handle_esr(0x6232_c001, Pstate::EL1, &mut x), Ok(Trap::NotPmu(_))));
+/// // MRS X2, PMCR_EL0
+/// assert!(matches!(pmu.handle_esr(0x6230_e459, Pstate::EL1, &mut x), Ok(Trap::Pmu(Outcome::Read(_)))));
+/// # Ok::<(), vpmu::config::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[must_use]
+pub enum Trap {
+    /// A PMU register: emulated, and what must happen now.
+    Pmu(Outcome),
+    /// Not a PMU register: hand the access to the hypervisor's other handlers. Nothing changed.
+    NotPmu(crate::decode::OtherSysreg),
+}
+
+impl Trap {
+    /// The outcome of a PMU access, `None` for another register.
+    #[must_use]
+    pub const fn outcome(self) -> Option<Outcome> {
+        match self {
+            Trap::Pmu(o) => Some(o),
+            Trap::NotPmu(_) => None,
+        }
+    }
+}
+
+/// What a PMU register access becomes. The caller acts on it: vpmu never injects anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+#[non_exhaustive]
 pub enum Outcome {
     /// A read: the value for the guest's register (for a 32-bit AArch32 access, zero-extended
     /// from bits \[31:0\]). [`Pmu::handle`] has already put it in place.
@@ -36,8 +169,10 @@ pub enum Outcome {
     /// Take the access to the guest's EL1 as a System access trap: EC 0x18 (or 0x03/0x04 from
     /// AArch32) with the access's own ISS. Only for EL0 accesses that `PMUSERENR` forbids.
     TrapToEl1,
-    /// Not a PMU register: hand the access to the hypervisor's other handlers.
-    NotPmu(crate::decode::OtherSysreg),
+    /// A trapped AArch32 instruction whose condition fails under the guest's `PSTATE`
+    /// (whether such an instruction traps is IMPLEMENTATION DEFINED): nothing was done;
+    /// skip the instruction, as if it had executed.
+    ConditionFailed,
 }
 
 impl Outcome {
@@ -145,13 +280,13 @@ const LOW32: u64 = 0xffff_ffff;
 /// # Examples
 ///
 /// ```
-/// use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu};
+/// use vpmu::{backend::SoftBackend, config::PmuConfig, El, Outcome, Pmu, Pstate, Trap};
 ///
 /// let mut pmu = Pmu::new(PmuConfig::builder().counters(4).build()?, SoftBackend::new())?;
 /// let mut x = [0u64; 31];
 /// // MRS X2, PMCR_EL0
-/// let out = pmu.handle_esr(0x6230_e459, El::El1, &mut x).unwrap();
-/// assert_eq!(out, Outcome::Read(4 << 11)); // N = 4
+/// let out = pmu.handle_esr(0x6230_e459, Pstate::EL1, &mut x);
+/// assert_eq!(out, Ok(Trap::Pmu(Outcome::Read(4 << 11)))); // N = 4
 /// assert_eq!(x[2], 4 << 11);
 /// # Ok::<(), vpmu::config::ConfigError>(())
 /// ```
@@ -169,7 +304,18 @@ pub struct Pmu<B: CounterBackend> {
     pub(crate) ceid: [u64; 2],
     /// Counters by their bit: 0..=30 the event counters, 31 the cycle counter.
     pub(crate) pmc: [Pmc; 32],
-    pub(crate) started: bool,
+    /// Bit `i`: the backend counts for counter `i` (programmed, not stopped).
+    pub(crate) live: u32,
+    /// Bit `i`: the backend holds something for counter `i` (programmed or stopped, not
+    /// released).
+    pub(crate) held: u32,
+    /// The guest's exception level as last known: from the last trapped access or
+    /// [`Pmu::set_el`]. Decides whether a `CHAIN` counter counts an overflow whose exception
+    /// level the counters do not tell.
+    pub(crate) el: El,
+    /// The vCPU is loaded on a physical CPU ([`Pmu::vcpu_load`]).
+    pub(crate) loaded: bool,
+    pub(crate) config_locked: bool,
     pub(crate) backend: B,
     pub(crate) backend_error: Option<B::Error>,
 }
@@ -193,7 +339,11 @@ impl<B: CounterBackend> Pmu<B> {
             userenr: Pmuserenr::empty(),
             ceid: [0; 2],
             pmc: [Pmc::RESET; 32],
-            started: false,
+            live: 0,
+            held: 0,
+            el: El::El1,
+            loaded: false,
+            config_locked: false,
             backend,
             backend_error: None,
         };
@@ -229,10 +379,10 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Busy`] after [`Pmu::start`], and [`ConfigError::TooManyCounters`] as for
+    /// [`ConfigError::Busy`] after [`Pmu::lock_config`], and [`ConfigError::TooManyCounters`] as for
     /// [`Pmu::new`]. On error nothing changes.
     pub fn reconfigure(&mut self, cfg: PmuConfig) -> Result<(), ConfigError> {
-        if self.started {
+        if self.config_locked {
             return Err(ConfigError::Busy);
         }
         check_backend(&cfg, &self.backend)?;
@@ -242,28 +392,43 @@ impl<B: CounterBackend> Pmu<B> {
         Ok(())
     }
 
-    /// Marks the vCPU as having run: from now on the configuration is fixed.
-    pub fn start(&mut self) {
-        self.started = true;
+    /// Fixes the configuration: call it when the vCPU first runs (KVM's rule: `N` and the
+    /// rest cannot change under a guest that has seen them). Afterwards
+    /// [`Pmu::reconfigure`] is refused and a one-reg write of `PMCR.N` is ignored. Counting
+    /// does not depend on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::{ConfigError, PmuConfig}, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// pmu.lock_config();
+    /// assert!(pmu.config_locked());
+    /// assert_eq!(pmu.reconfigure(PmuConfig::default()), Err(ConfigError::Busy));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn lock_config(&mut self) {
+        self.config_locked = true;
     }
 
-    /// Whether [`Pmu::start`] was called.
+    /// Whether [`Pmu::lock_config`] was called.
     #[must_use]
-    pub const fn started(&self) -> bool {
-        self.started
+    pub const fn config_locked(&self) -> bool {
+        self.config_locked
     }
 
     /// The architectural reset of the whole PMU: `PMCR.E` = 0, N kept, counters, bitmaps,
     /// event types, `PMSELR` and `PMUSERENR` zero (where the Arm ARM says UNKNOWN, vpmu
     /// chooses 0); every backend counter is released.
     pub fn reset(&mut self) {
-        for i in 0..32 {
-            if self.pmc.get(i).is_some_and(|c| c.live) {
-                if let Some(id) = counter_id(i) {
-                    self.backend.release(id);
-                }
+        let held = self.held;
+        for_each_bit(held, |i| {
+            if let Some(id) = counter_id(i) {
+                self.backend.release(id);
             }
-        }
+        });
+        self.live = 0;
+        self.held = 0;
         self.pmc = [Pmc::RESET; 32];
         self.pmselr = 0;
         self.cnten = 0;
@@ -304,11 +469,87 @@ impl<B: CounterBackend> Pmu<B> {
         events | (1 << CYCLE_COUNTER_BIT)
     }
 
-    /// The overflow interrupt level: `PMCR.E && (PMOVSSET & PMINTENSET) != 0`. The caller drives
-    /// the PPI/SPI from it after every access and every [`Pmu::sync`].
-    #[must_use]
-    pub const fn irq_level(&self) -> bool {
+    /// The overflow interrupt level: `PMCR.E && (PMOVSSET & PMINTENSET) != 0`, after handling
+    /// the overflows the backend has pending ([`Pmu::handle_overflows`]).
+    ///
+    /// # The interrupt rule
+    ///
+    /// The level can change on a trapped access (`PMCR`, `PMOVSSET`/`PMOVSCLR`,
+    /// `PMINTENSET`/`PMINTENCLR`, any counter write or read that folds an overflow,
+    /// `PMSWINC`), on [`Pmu::handle_overflows`] and [`Pmu::sync`], on [`Pmu::count`], on
+    /// [`Pmu::restore`], [`Pmu::set_one_reg`] and [`Pmu::reset`]. The simple rule that covers
+    /// them all: sample `irq_level()` before every guest entry, and drive the PPI or SPI to it.
+    /// It costs one backend call ([`CounterBackend::take_overflows`]) and two loads.
+    pub fn irq_level(&mut self) -> bool {
+        self.handle_overflows();
+        self.irq_line()
+    }
+
+    /// The level from the registers alone, pending backend overflows not handled.
+    const fn irq_line(&self) -> bool {
         self.pmcr.contains(Pmcr::E) && self.ovs & self.inten != 0
+    }
+
+    // ------------------------------------------------------------------------------------
+    // The host's side: scheduling and overflow signals
+    // ------------------------------------------------------------------------------------
+
+    /// The vCPU is being loaded on the current physical CPU: the backend restores what it
+    /// saved at [`Pmu::vcpu_put`] and counts from now on. Call it in the hypervisor's vCPU
+    /// switch, before entering the guest; a second call while loaded does nothing.
+    ///
+    /// A new `Pmu` is not loaded. Backends without hardware of their own ([`SoftBackend`](crate::SoftBackend),
+    /// perf) ignore loading; for a physical-PMU backend it is where the hardware becomes the
+    /// vCPU's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// assert!(!pmu.is_loaded());
+    /// pmu.vcpu_load();
+    /// assert!(pmu.is_loaded());
+    /// pmu.vcpu_put();
+    /// assert!(!pmu.is_loaded());
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    pub fn vcpu_load(&mut self) {
+        if !self.loaded {
+            self.backend.load();
+            self.loaded = true;
+        }
+    }
+
+    /// The vCPU leaves its physical CPU: pending overflows are handled, then the backend
+    /// saves and stops what counts for it. While the vCPU is put, every `Pmu` call still
+    /// works — [`Pmu::save`], [`Pmu::restore`], one-reg access, [`Pmu::reset`], register
+    /// reads from the VMM — and the backend applies it to its saved image.
+    pub fn vcpu_put(&mut self) {
+        if self.loaded {
+            self.handle_overflows();
+            self.backend.put();
+            self.loaded = false;
+        }
+    }
+
+    /// Whether the vCPU is loaded ([`Pmu::vcpu_load`]).
+    #[must_use]
+    pub const fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Handles the overflows the backend reports as pending
+    /// ([`CounterBackend::take_overflows`]): for exactly those counters, collects what was
+    /// counted, sets the overflow flags, counts `CHAIN`, and re-arms them (an early or spurious
+    /// report only re-arms). O(counters reported).
+    ///
+    /// Call it when the host learns of an overflow — after its physical PMU interrupt handler
+    /// or perf signal handler recorded it in a [`PendingOverflow`](crate::backend::PendingOverflow)
+    /// — then drive the interrupt from [`Pmu::irq_level`] (which calls this too).
+    pub fn handle_overflows(&mut self) {
+        let bits = self.backend.take_overflows() & self.live;
+        for_each_bit(bits, |i| self.settle(i));
     }
 
     // ------------------------------------------------------------------------------------
@@ -322,63 +563,118 @@ impl<B: CounterBackend> Pmu<B> {
     /// # Examples
     ///
     /// ```
-    /// use vpmu::{backend::SoftBackend, config::PmuConfig, decode::*, reg::PmuReg, El, Outcome, Pmu};
+    /// use vpmu::{backend::SoftBackend, config::PmuConfig, decode::*, reg::PmuReg, El, Outcome, Pmu, Pstate};
     ///
     /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
     /// let mut x = [0u64; 31];
     /// x[1] = 0b101; // PMSELR = 5
     /// let w = SysregAccess { reg: PmuReg::Pmselr, dir: Direction::Write, xfer: Xfer::A64 { rt: Gpr::new(1).unwrap() } };
-    /// assert_eq!(pmu.handle(&w, El::El1, &mut x), Outcome::Written);
+    /// assert_eq!(pmu.handle(&w, Pstate::EL1, &mut x), Outcome::Written);
     /// let r = SysregAccess { dir: Direction::Read, xfer: Xfer::A64 { rt: Gpr::new(7).unwrap() }, ..w };
-    /// assert_eq!(pmu.handle(&r, El::El1, &mut x), Outcome::Read(5));
+    /// assert_eq!(pmu.handle(&r, Pstate::EL1, &mut x), Outcome::Read(5));
     /// assert_eq!(x[7], 5);
     /// # Ok::<(), vpmu::config::ConfigError>(())
     /// ```
-    pub fn handle(&mut self, access: &SysregAccess, el: El, regs: &mut impl GuestRegs) -> Outcome {
-        self.handle_access(*access, el, regs)
+    pub fn handle(&mut self, access: &SysregAccess, pstate: Pstate, regs: &mut impl GuestRegs) -> Outcome {
+        self.handle_access(*access, pstate, regs)
     }
 
     /// [`Pmu::handle`] with the access by value, so the trap path keeps it in registers.
     #[inline]
-    fn handle_access(&mut self, access: SysregAccess, el: El, regs: &mut impl GuestRegs) -> Outcome {
-        let get = |r: Gpr| if r.is_zero_reg() { 0 } else { regs.get(r.get()) };
-        let op = match (access.dir, access.xfer) {
-            (Direction::Read, _) => Op::Read,
-            (Direction::Write, Xfer::A64 { rt }) => Op::Write(get(rt)),
-            (Direction::Write, Xfer::A32 { rt, .. }) => Op::Write(get(rt) & LOW32),
-            (Direction::Write, Xfer::A32Wide { rt, rt2, .. }) => Op::Write((get(rt) & LOW32) | (get(rt2) << 32)),
-        };
-        let out = self.emulate(access.reg, Params { op, aarch32: access.xfer.is_32bit(), el });
-        if let Outcome::Read(v) = out {
-            let mut set = |r: Gpr, v: u64| {
-                if !r.is_zero_reg() {
-                    regs.set(r.get(), v);
+    fn handle_access(&mut self, access: SysregAccess, pstate: Pstate, regs: &mut impl GuestRegs) -> Outcome {
+        let read = access.dir == Direction::Read;
+        match access.xfer {
+            Xfer::A64 { rt } => self.transfer(access.reg, read, rt, false, pstate.el(), regs),
+            Xfer::A32 { rt, cond } if pstate.passes(cond) => self.transfer(access.reg, read, rt, true, pstate.el(), regs),
+            Xfer::A32Wide { rt, rt2, cond } if pstate.passes(cond) => {
+                let get = |r: Gpr| if r.is_zero_reg() { 0 } else { regs.get(r.get()) };
+                let op = if read { Op::Read } else { Op::Write((get(rt) & LOW32) | (get(rt2) << 32)) };
+                // A 64-bit transfer: the register's 64-bit view.
+                let out = self.guest_access(access.reg, Params { op, aarch32: false, el: pstate.el() });
+                if let Outcome::Read(v) = out {
+                    set_gpr(regs, rt, v & LOW32);
+                    set_gpr(regs, rt2, v >> 32);
                 }
-            };
-            match access.xfer {
-                Xfer::A64 { rt } => set(rt, v),
-                Xfer::A32 { rt, .. } => set(rt, v & LOW32),
-                Xfer::A32Wide { rt, rt2, .. } => {
-                    set(rt, v & LOW32);
-                    set(rt2, v >> 32);
-                }
+                out
             }
+            Xfer::A32 { .. } | Xfer::A32Wide { .. } => Outcome::ConditionFailed,
+        }
+    }
+
+    /// An `MRS`/`MSR` (`aarch32` false) or `MRC`/`MCR` (true) of `reg` with `X<rt>`: the value
+    /// written comes from `rt` (bits \[31:0\] for AArch32; `XZR` is 0), the value read goes
+    /// there.
+    #[inline(always)]
+    fn transfer(&mut self, reg: PmuReg, read: bool, rt: Gpr, aarch32: bool, el: El, regs: &mut impl GuestRegs) -> Outcome {
+        let op = if read {
+            Op::Read
+        } else {
+            let v = if rt.is_zero_reg() { 0 } else { regs.get(rt.get()) };
+            Op::Write(if aarch32 { v & LOW32 } else { v })
+        };
+        let out = self.guest_access(reg, Params { op, aarch32, el });
+        if let Outcome::Read(v) = out {
+            set_gpr(regs, rt, v);
         }
         out
     }
 
+    /// A guest access: notes the guest's exception level, then the handler.
+    #[inline(always)]
+    fn guest_access(&mut self, reg: PmuReg, p: Params) -> Outcome {
+        if p.el != self.el {
+            // The guest changed level since we last looked: what the backend has pending
+            // happened at the old one (it decides where `CHAIN` counts).
+            self.handle_overflows();
+            self.el = p.el;
+        }
+        self.emulate(reg, p)
+    }
+
     /// Decodes an ESR_EL2 syndrome and emulates the access: the one call a hypervisor makes
-    /// for every trapped system register access. [`Outcome::NotPmu`] means: not ours, fall
+    /// for every trapped system register access. [`Trap::NotPmu`] means: not ours, fall
     /// through.
+    ///
+    /// `pstate` is the guest's state at the trap, from `SPSR_EL2` ([`Pstate::from_spsr`]):
+    /// its exception level, and for an AArch32 guest the flags that decide whether a trapped
+    /// conditional `MRC`/`MCR`/`MRRC`/`MCRR` executes at all ([`Outcome::ConditionFailed`]
+    /// when it does not).
     ///
     /// # Errors
     ///
     /// [`DecodeError`] if the syndrome is not a system register access (see
     /// [`decode_esr`]). Nothing changes then.
-    pub fn handle_esr(&mut self, esr: u64, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
+    pub fn handle_esr(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
+        // The common case in one load: an MRS/MSR or MRC/MCR of a PMU register. `esr >> 25` is
+        // EC and IL with the RES0 upper word; the register's fields index a table built from
+        // the register table at compile time. Everything else takes the decoder.
+        let iss = (esr & ISS_MASK) as u32;
+        let rt = Gpr::new_truncate((iss >> 5) as u8);
+        let read = iss & 1 == 1;
+        if esr >> 25 == u64::from(EC_SYS64) << 1 | 1 && iss >> 20 == 3 {
+            if let Some(reg) = reg::a64_fast(iss) {
+                return Ok(Trap::Pmu(self.transfer(reg, read, rt, false, pstate.el(), regs)));
+            }
+        } else if esr >> 25 == u64::from(EC_CP15_32) << 1 | 1 {
+            if let Some(reg) = reg::cp15_fast(iss) {
+                let cond = if iss & (1 << 24) != 0 { Cond::new(((iss >> 20) & 0xf) as u8) } else { None };
+                if !pstate.passes(cond) {
+                    return Ok(Trap::Pmu(Outcome::ConditionFailed));
+                }
+                return Ok(Trap::Pmu(self.transfer(reg, read, rt, true, pstate.el(), regs)));
+            }
+        }
+        self.handle_esr_decoded(esr, pstate, regs)
+    }
+
+    /// The rest of [`Pmu::handle_esr`]: the decoder's way, out of line so the fast path stays
+    /// small (fewer registers saved on every trap).
+    #[cold]
+    #[inline(never)]
+    fn handle_esr_decoded(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
         Ok(match decode_esr(esr)? {
-            Decoded::Pmu(a) => self.handle_access(a, el, regs),
-            Decoded::NotPmu(o) => Outcome::NotPmu(o),
+            Decoded::Pmu(a) => Trap::Pmu(self.handle_access(a, pstate, regs)),
+            Decoded::NotPmu(o) => Trap::NotPmu(o),
         })
     }
 
@@ -387,10 +683,10 @@ impl<B: CounterBackend> Pmu<B> {
     /// # Errors
     ///
     /// [`DecodeError::NotSysregMove`] if the word is not an `MRS`/`MSR`. Nothing changes then.
-    pub fn handle_insn(&mut self, insn: u32, el: El, regs: &mut impl GuestRegs) -> Result<Outcome, DecodeError> {
+    pub fn handle_insn(&mut self, insn: u32, el: El, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
         Ok(match decode_insn(insn)? {
-            Decoded::Pmu(a) => self.handle(&a, el, regs),
-            Decoded::NotPmu(o) => Outcome::NotPmu(o),
+            Decoded::Pmu(a) => Trap::Pmu(self.handle_access(a, Pstate::from(el), regs)),
+            Decoded::NotPmu(o) => Trap::NotPmu(o),
         })
     }
 
@@ -410,12 +706,22 @@ impl<B: CounterBackend> Pmu<B> {
         match reg {
             PmuReg::Pmcr => self.access_pmcr(p),
             PmuReg::Pmselr => self.access_pmselr(p),
-            PmuReg::Pmceid0 | PmuReg::Pmceid1 | PmuReg::Pmceid2 | PmuReg::Pmceid3 => self.access_pmceid(reg, p),
-            PmuReg::Pmccntr | PmuReg::Pmevcntr(_) | PmuReg::Pmxevcntr => self.access_pmu_evcntr(reg, p),
-            PmuReg::Pmccfiltr | PmuReg::Pmevtyper(_) | PmuReg::Pmxevtyper => self.access_pmu_evtyper(reg, p),
-            PmuReg::Pmcntenset | PmuReg::Pmcntenclr => self.access_pmcnten(reg, p),
-            PmuReg::Pmintenset | PmuReg::Pmintenclr => self.access_pminten(reg, p),
-            PmuReg::Pmovsset | PmuReg::Pmovsclr => self.access_pmovs(reg, p),
+            PmuReg::Pmceid0 => self.access_pmceid(PmceidReg::Pmceid0, p),
+            PmuReg::Pmceid1 => self.access_pmceid(PmceidReg::Pmceid1, p),
+            PmuReg::Pmceid2 => self.access_pmceid(PmceidReg::Pmceid2, p),
+            PmuReg::Pmceid3 => self.access_pmceid(PmceidReg::Pmceid3, p),
+            PmuReg::Pmccntr => self.access_pmu_evcntr(CounterReg::Pmccntr, p),
+            PmuReg::Pmevcntr(n) => self.access_pmu_evcntr(CounterReg::Pmevcntr(n), p),
+            PmuReg::Pmxevcntr => self.access_pmu_evcntr(CounterReg::Pmxevcntr, p),
+            PmuReg::Pmccfiltr => self.access_pmu_evtyper(TypeReg::Pmccfiltr, p),
+            PmuReg::Pmevtyper(n) => self.access_pmu_evtyper(TypeReg::Pmevtyper(n), p),
+            PmuReg::Pmxevtyper => self.access_pmu_evtyper(TypeReg::Pmxevtyper, p),
+            PmuReg::Pmcntenset => self.access_pmcnten(SetClr::Set, p),
+            PmuReg::Pmcntenclr => self.access_pmcnten(SetClr::Clr, p),
+            PmuReg::Pmintenset => self.access_pminten(SetClr::Set, p),
+            PmuReg::Pmintenclr => self.access_pminten(SetClr::Clr, p),
+            PmuReg::Pmovsset => self.access_pmovs(SetClr::Set, p),
+            PmuReg::Pmovsclr => self.access_pmovs(SetClr::Clr, p),
             PmuReg::Pmswinc => self.access_pmswinc(p),
             PmuReg::Pmuserenr => self.access_pmuserenr(p),
             PmuReg::Pmmir => self.access_pmmir(p),
@@ -426,16 +732,10 @@ impl<B: CounterBackend> Pmu<B> {
     /// its existence in this PMU version, and EL0's rights (`PMUSERENR`).
     #[inline(always)]
     fn check(&self, reg: PmuReg, p: &Params) -> Result<(), Fault> {
+        // Every caller names its register: the table lookup folds to a constant.
         let acc = reg.access();
         let read = p.is_read();
         if (read && !acc.readable) || (!read && !acc.writable) {
-            return Err(Fault::Undefined);
-        }
-        if reg == PmuReg::Pmmir && self.cfg.version < PmuVersion::V3p4 {
-            return Err(Fault::Undefined);
-        }
-        // The AArch32 PMCEID2/PMCEID3 exist only from PMUv3p1.
-        if matches!(reg, PmuReg::Pmceid2 | PmuReg::Pmceid3) && self.cfg.version < PmuVersion::V3p1 {
             return Err(Fault::Undefined);
         }
         if p.el == El::El0 && !self.el0_may(reg, read) {
@@ -511,7 +811,7 @@ impl<B: CounterBackend> Pmu<B> {
                 c.prescale = 0;
             });
         }
-        for_each_bit(affected, |i| self.arm(i));
+        for_each_bit(affected, |i| self.rearm(i));
     }
 
     /// `PMSELR_EL0`: only `SEL`, bits \[4:0\]. Any value may be written, even one that selects
@@ -532,18 +832,25 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMCEID0`/`PMCEID1` (and the AArch32 `PMCEID2`/`PMCEID3`, their upper halves):
     /// read-only, writes UNDEFINED. The events the backend supports and the filter allows, plus
     /// `SW_INCR` and `CHAIN`; `STALL_SLOT*` hidden while `PMMIR.SLOTS` is 0; the upper halves
-    /// (events 0x4000..) only from PMUv3p1. `reg` must be one of the four, else `Undefined`.
-    pub fn access_pmceid(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// (events 0x4000..) only from PMUv3p1; the AArch32 `PMCEID2`/`PMCEID3` do not exist
+    /// before PMUv3p1 (UNDEFINED).
+    pub fn access_pmceid(&mut self, reg: PmceidReg, p: Params) -> Outcome {
+        let checked = match reg {
+            PmceidReg::Pmceid0 => self.check(PmuReg::Pmceid0, &p),
+            PmceidReg::Pmceid1 => self.check(PmuReg::Pmceid1, &p),
+            PmceidReg::Pmceid2 | PmceidReg::Pmceid3 if self.cfg.version < PmuVersion::V3p1 => Err(Fault::Undefined),
+            PmceidReg::Pmceid2 => self.check(PmuReg::Pmceid2, &p),
+            PmceidReg::Pmceid3 => self.check(PmuReg::Pmceid3, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
         let [c0, c1] = self.ceid;
         let v = match reg {
-            PmuReg::Pmceid0 => c0,
-            PmuReg::Pmceid1 => c1,
-            PmuReg::Pmceid2 => c0 >> 32,
-            PmuReg::Pmceid3 => c1 >> 32,
-            _ => return Outcome::Undefined,
+            PmceidReg::Pmceid0 => c0,
+            PmceidReg::Pmceid1 => c1,
+            PmceidReg::Pmceid2 => c0 >> 32,
+            PmceidReg::Pmceid3 => c1 >> 32,
         };
         Outcome::Read(if p.aarch32 { v & LOW32 } else { v })
     }
@@ -575,19 +882,21 @@ impl<B: CounterBackend> Pmu<B> {
     /// requires: KVM aliases `PMCCNTR`, QEMU reads zero) or `SEL` in `N..=30`. That rule
     /// applies to *permitted* accesses: an EL0 access `PMUSERENR` forbids is
     /// [`Outcome::TrapToEl1`] whatever the index.
-    /// `reg` must be one of the three, else `Undefined`.
-    pub fn access_pmu_evcntr(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    pub fn access_pmu_evcntr(&mut self, reg: CounterReg, p: Params) -> Outcome {
+        let (checked, id) = match reg {
+            CounterReg::Pmccntr => (self.check(PmuReg::Pmccntr, &p), Some(CounterId::Cycle)),
+            CounterReg::Pmevcntr(n) => (self.check(PmuReg::Pmevcntr(n), &p), self.event_counter(n.get())),
+            CounterReg::Pmxevcntr => (self.check(PmuReg::Pmxevcntr, &p), self.event_counter(self.pmselr)),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
-        let id = match reg {
-            PmuReg::Pmccntr => Some(CounterId::Cycle),
-            PmuReg::Pmevcntr(n) => self.event_counter(n.get()),
-            PmuReg::Pmxevcntr if self.pmselr != CYCLE_COUNTER_BIT => self.event_counter(self.pmselr),
-            _ => None,
-        };
         let Some(id) = id else { return Outcome::Undefined };
         let i = id.index();
+        if i % 2 == 1 && self.event_of(i) == EVENT_CHAIN {
+            // The even counter below may have carried into this one without a signal yet.
+            self.fold(i.wrapping_sub(1));
+        }
         self.fold(i);
         let old = self.pmc(i).value;
         match p.op {
@@ -610,19 +919,17 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMEVTYPER<n>_EL0`, `PMCCFILTR_EL0` and `PMXEVTYPER_EL0` (which reaches `PMCCFILTR`
     /// when `PMSELR.SEL` = 31). Writable: the event number (10 bits before PMUv3p1, 16 from
     /// it; none for `PMCCFILTR`), `P` and `U`, `NSH` with EL2, `NSK`, `NSU` and `M` with EL3.
-    /// UNDEFINED for counters `n >= N`, direct or through `SEL`. `reg` must be one of the
-    /// three, else `Undefined`.
-    pub fn access_pmu_evtyper(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// UNDEFINED for counters `n >= N`, direct or through `SEL`.
+    pub fn access_pmu_evtyper(&mut self, reg: TypeReg, p: Params) -> Outcome {
+        let (checked, id) = match reg {
+            TypeReg::Pmccfiltr => (self.check(PmuReg::Pmccfiltr, &p), Some(CounterId::Cycle)),
+            TypeReg::Pmevtyper(n) => (self.check(PmuReg::Pmevtyper(n), &p), self.event_counter(n.get())),
+            TypeReg::Pmxevtyper if self.pmselr == CYCLE_COUNTER_BIT => (self.check(PmuReg::Pmxevtyper, &p), Some(CounterId::Cycle)),
+            TypeReg::Pmxevtyper => (self.check(PmuReg::Pmxevtyper, &p), self.event_counter(self.pmselr)),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
-        let id = match reg {
-            PmuReg::Pmccfiltr => Some(CounterId::Cycle),
-            PmuReg::Pmevtyper(n) => self.event_counter(n.get()),
-            PmuReg::Pmxevtyper if self.pmselr == CYCLE_COUNTER_BIT => Some(CounterId::Cycle),
-            PmuReg::Pmxevtyper => self.event_counter(self.pmselr),
-            _ => None,
-        };
         let Some(id) = id else { return Outcome::Undefined };
         let i = id.index();
         match p.op {
@@ -644,7 +951,7 @@ impl<B: CounterBackend> Pmu<B> {
             c.value = v & mask;
             c.prescale = 0;
         });
-        self.arm(i);
+        self.rearm(i);
     }
 
     /// Sets a counter's event type (the bits this PMU implements) and reprograms it. The odd
@@ -654,7 +961,7 @@ impl<B: CounterBackend> Pmu<B> {
         let mask = self.evtyper_mask(id);
         self.fold(i);
         self.update(i, |c| c.evtyper = (v & mask) as u32);
-        self.arm(i);
+        self.program(i);
     }
 
     pub(crate) fn evtyper_mask(&self, id: CounterId) -> u64 {
@@ -672,52 +979,59 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// `PMCNTENSET_EL0` / `PMCNTENCLR_EL0`: both read the enables; a write sets or clears the
-    /// bits written as 1. Bits of counters that do not exist read 0 and ignore writes. `reg`
-    /// must be one of the two, else `Undefined`.
-    pub fn access_pmcnten(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// bits written as 1. Bits of counters that do not exist read 0 and ignore writes.
+    pub fn access_pmcnten(&mut self, reg: SetClr, p: Params) -> Outcome {
+        let checked = match reg {
+            SetClr::Set => self.check(PmuReg::Pmcntenset, &p),
+            SetClr::Clr => self.check(PmuReg::Pmcntenclr, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
-        match (p.op, reg) {
-            (Op::Read, PmuReg::Pmcntenset | PmuReg::Pmcntenclr) => Outcome::Read(self.cnten.into()),
-            (Op::Write(v), PmuReg::Pmcntenset | PmuReg::Pmcntenclr) => {
+        match p.op {
+            Op::Read => Outcome::Read(self.cnten.into()),
+            Op::Write(v) => {
                 let bits = (v as u32) & self.valid_mask();
-                let set = reg == PmuReg::Pmcntenset;
-                let changed = if set { bits & !self.cnten } else { bits & self.cnten };
+                let changed = match reg {
+                    SetClr::Set => bits & !self.cnten,
+                    SetClr::Clr => bits & self.cnten,
+                };
                 for_each_bit(changed, |i| self.fold(i));
                 self.cnten ^= changed;
-                for_each_bit(changed, |i| self.arm(i));
+                for_each_bit(changed, |i| self.rearm(i));
                 Outcome::Written
             }
-            _ => Outcome::Undefined,
         }
     }
 
     /// `PMINTENSET_EL1` / `PMINTENCLR_EL1`: the overflow interrupt enables, set/clear
-    /// semantics. UNDEFINED at EL0. `reg` must be one of the two, else `Undefined`.
-    pub fn access_pminten(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// semantics. UNDEFINED at EL0.
+    pub fn access_pminten(&mut self, reg: SetClr, p: Params) -> Outcome {
+        let checked = match reg {
+            SetClr::Set => self.check(PmuReg::Pmintenset, &p),
+            SetClr::Clr => self.check(PmuReg::Pmintenclr, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
         let mask = self.valid_mask();
-        match reg {
-            PmuReg::Pmintenset | PmuReg::Pmintenclr => set_clr(&mut self.inten, reg == PmuReg::Pmintenset, mask, p.op),
-            _ => Outcome::Undefined,
-        }
+        set_clr(&mut self.inten, reg, mask, p.op)
     }
 
     /// `PMOVSSET_EL0` / `PMOVSCLR_EL0`: the overflow flags, set/clear semantics. Setting a
-    /// flag can raise the interrupt, clearing one lower it. `reg` must be one of the two,
-    /// else `Undefined`.
-    pub fn access_pmovs(&mut self, reg: PmuReg, p: Params) -> Outcome {
-        if let Err(f) = self.check(reg, &p) {
+    /// flag can raise the interrupt, clearing one lower it.
+    pub fn access_pmovs(&mut self, reg: SetClr, p: Params) -> Outcome {
+        let checked = match reg {
+            SetClr::Set => self.check(PmuReg::Pmovsset, &p),
+            SetClr::Clr => self.check(PmuReg::Pmovsclr, &p),
+        };
+        if let Err(f) = checked {
             return f.into();
         }
+        // An overflow the backend has reached but not yet signalled is the guest's already.
+        self.handle_overflows();
         let mask = self.valid_mask();
-        match reg {
-            PmuReg::Pmovsset | PmuReg::Pmovsclr => set_clr(&mut self.ovs, reg == PmuReg::Pmovsset, mask, p.op),
-            _ => Outcome::Undefined,
-        }
+        set_clr(&mut self.ovs, reg, mask, p.op)
     }
 
     /// `PMSWINC_EL0`: write-only. Increments each event counter whose bit is written as 1,
@@ -734,7 +1048,7 @@ impl<B: CounterBackend> Pmu<B> {
         let bits = (v as u32) & self.cnten & self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
         for_each_bit(bits, |i| {
             if self.event_of(i) == EVENT_SW_INCR && self.counts_at(i, p.el) {
-                self.add(i, 1);
+                self.add(i, 1, p.el);
             }
         });
         Outcome::Written
@@ -756,6 +1070,9 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMMIR_EL1`: read-only, from the configuration; UNDEFINED before PMUv3p4 and at EL0.
     pub fn access_pmmir(&mut self, p: Params) -> Outcome {
+        if self.cfg.version < PmuVersion::V3p4 {
+            return Outcome::Undefined;
+        }
         if let Err(f) = self.check(PmuReg::Pmmir, &p) {
             return f.into();
         }
@@ -771,8 +1088,13 @@ impl<B: CounterBackend> Pmu<B> {
     /// backend signals that a counter reached its period (a perf overflow, a physical PMU
     /// interrupt); then update the interrupt line from [`Pmu::irq_level`]. O(N).
     pub fn sync(&mut self) {
+        let pending = self.backend.take_overflows() & self.live;
         for i in 0..32 {
-            self.fold(i);
+            if pending & bit(i) != 0 {
+                self.settle(i);
+            } else {
+                self.fold(i);
+            }
         }
     }
 
@@ -882,24 +1204,38 @@ impl<B: CounterBackend> Pmu<B> {
         Some(CountRequest { event, el0, el1, period })
     }
 
-    /// Brings the backend in line with counter `i`'s state: programs it with a fresh period,
-    /// or releases it.
-    pub(crate) fn arm(&mut self, i: usize) {
+    /// Brings the backend in line with counter `i` after a change of what it counts (its event
+    /// type, or a restored state): programs it afresh, or stops it.
+    pub(crate) fn program(&mut self, i: usize) {
+        self.arm(i, false);
+    }
+
+    /// Brings the backend in line with counter `i` after a change that leaves its event and
+    /// filter alone (its value, its enable, `PMCR`, an overflow): a counting counter gets only
+    /// a new period ([`CounterBackend::set_period`]); one that stops counting is stopped, one
+    /// that starts is programmed.
+    pub(crate) fn rearm(&mut self, i: usize) {
+        self.arm(i, true);
+    }
+
+    fn arm(&mut self, i: usize, same_event: bool) {
         let Some(id) = counter_id(i) else { return };
+        let b = bit(i);
         match self.request(i) {
             Some(req) => {
-                let live = match self.backend.program(id, &req) {
-                    Ok(()) => true,
+                let r = if same_event && self.live & b != 0 { self.backend.set_period(id, &req) } else { self.backend.program(id, &req) };
+                self.held |= b;
+                match r {
+                    Ok(()) => self.live |= b,
                     Err(e) => {
+                        self.live &= !b;
                         self.backend_error = Some(e);
-                        false
                     }
-                };
-                self.update(i, |c| c.live = live);
+                }
             }
-            None if self.pmc(i).live => {
-                self.backend.release(id);
-                self.update(i, |c| c.live = false);
+            None if self.live & b != 0 => {
+                self.backend.stop(id);
+                self.live &= !b;
             }
             None => {}
         }
@@ -908,20 +1244,43 @@ impl<B: CounterBackend> Pmu<B> {
     /// Adds what the backend counted for counter `i` since the last look; re-arms it if it
     /// overflowed (its period is spent).
     pub(crate) fn fold(&mut self, i: usize) {
-        if !self.pmc(i).live {
+        if self.live & bit(i) == 0 {
             return;
         }
         let Some(id) = counter_id(i) else { return };
         let d = self.backend.read(id);
-        if d != 0 && self.add(i, d) {
-            self.arm(i);
+        if d != 0 && self.add(i, d, self.overflow_el(i)) {
+            self.rearm(i);
         }
     }
 
-    /// Adds `d` events to counter `i`: the cycle counter's divider, the value's width, the
-    /// overflow flag at the carry out of bit 31 or 63, and `CHAIN` into the odd counter above.
-    /// Returns whether it overflowed.
-    fn add(&mut self, i: usize, d: u64) -> bool {
+    /// A counter the backend reported as having reached its period: collect, and re-arm
+    /// whether or not the architecture saw an overflow (an early report from narrow hardware
+    /// needs the remaining distance).
+    fn settle(&mut self, i: usize) {
+        let Some(id) = counter_id(i) else { return };
+        let d = self.backend.read(id);
+        if d != 0 {
+            self.add(i, d, self.overflow_el(i));
+        }
+        self.rearm(i);
+    }
+
+    /// The exception level at which counter `i`'s events happened, for `CHAIN`: the one
+    /// level its filter counts at, or, when it counts at both, the guest's level as last known.
+    fn overflow_el(&self, i: usize) -> El {
+        match (self.counts_at(i, El::El0), self.counts_at(i, El::El1)) {
+            (true, false) => El::El0,
+            (false, true) => El::El1,
+            _ => self.el,
+        }
+    }
+
+    /// Adds `d` events, counted at `el`, to counter `i`: the cycle counter's divider, the
+    /// value's width, the overflow flag at the carry out of bit 31 or 63, and `CHAIN` into the
+    /// odd counter above when its own filter counts at `el` (Arm ARM `AArch64.PMUCycle`:
+    /// `CountPMUEvents(idx + 1)`). Returns whether it overflowed.
+    fn add(&mut self, i: usize, d: u64, el: El) -> bool {
         let divided = self.divided(i);
         let bits = self.overflow_bits(i);
         let mask = self.value_mask(i);
@@ -943,8 +1302,8 @@ impl<B: CounterBackend> Pmu<B> {
         }
         self.ovs |= bit(i);
         let odd = i.wrapping_add(1);
-        if i % 2 == 0 && i < 30 && self.chains(odd) {
-            self.add(odd, carries);
+        if i % 2 == 0 && i < 30 && self.chains(odd) && self.counts_at(odd, el) {
+            self.add(odd, carries, el);
         }
         true
     }
@@ -958,16 +1317,72 @@ impl<B: CounterBackend> Pmu<B> {
     }
 }
 
+/// The emulator's side: for any backend fed with exact counts ([`EmulatedBackend`], such as
+/// [`SoftBackend`](crate::SoftBackend)).
+impl<B: EmulatedBackend> Pmu<B> {
+    /// Reports `k` occurrences of `event` at the current exception level, and handles any
+    /// overflow they cause (overflow flags, `CHAIN`, the interrupt level).
+    ///
+    /// Report cycles as `CPU_CYCLES` (0x11): they drive `PMCCNTR` and any event counter
+    /// counting 0x11. With [`SoftBackend`](crate::SoftBackend), O(1) in the number of counters
+    /// counting `event`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, El, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// let _ = pmu.write(PmuReg::Pmcntenset, 1 << 31, El::El1);
+    /// let _ = pmu.write(PmuReg::Pmcr, 1, El::El1);
+    /// pmu.count(0x11, 42);
+    /// assert_eq!(pmu.read(PmuReg::Pmccntr, El::El1).value(), Some(42));
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn count(&mut self, event: u16, k: u64) {
+        if self.backend.record(event, k) {
+            self.sync();
+        }
+    }
+
+    /// Reports that the guest now runs at `el` (exception entry, `ERET`), so exception-level
+    /// filters count exactly.
+    pub fn set_el(&mut self, el: El) {
+        if el != self.el {
+            // Overflows not yet handled happened at the old level.
+            self.handle_overflows();
+            self.el = el;
+        }
+        self.backend.set_el(el);
+    }
+
+    /// How many more occurrences of `event` at the current exception level make a counter
+    /// reach its period (an overflow); `None` if none can. An emulator runs at most this many
+    /// before it reports them, so the overflow interrupt is taken after exactly the right
+    /// instruction.
+    #[must_use]
+    pub fn events_until_overflow(&self, event: u16) -> Option<u64> {
+        self.backend.events_until_overflow(event)
+    }
+}
+
+/// Puts a value read into `X<r>`; a read into `XZR` is discarded.
+#[inline(always)]
+fn set_gpr(regs: &mut impl GuestRegs, r: Gpr, v: u64) {
+    if !r.is_zero_reg() {
+        regs.set(r.get(), v);
+    }
+}
+
 /// Set/clear semantics shared by the three bitmap pairs.
-fn set_clr(reg: &mut u32, set: bool, mask: u32, op: Op) -> Outcome {
+fn set_clr(reg: &mut u32, which: SetClr, mask: u32, op: Op) -> Outcome {
     match op {
         Op::Read => Outcome::Read((*reg & mask).into()),
         Op::Write(v) => {
             let bits = (v as u32) & mask;
-            if set {
-                *reg |= bits;
-            } else {
-                *reg &= !bits;
+            match which {
+                SetClr::Set => *reg |= bits,
+                SetClr::Clr => *reg &= !bits,
             }
             Outcome::Written
         }

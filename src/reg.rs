@@ -122,6 +122,7 @@ impl<'a> arbitrary::Arbitrary<'a> for EventCounter {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub enum PmuReg {
     /// `PMCR_EL0` / `PMCR`: control, and the number of counters.
     Pmcr,
@@ -167,6 +168,122 @@ pub enum PmuReg {
     /// `PMCCFILTR_EL0` / `PMCCFILTR`: the cycle counter's filter.
     Pmccfiltr,
 }
+
+/// The counter registers, [`Pmu::access_pmu_evcntr`](crate::Pmu::access_pmu_evcntr)'s
+/// argument: a handler takes exactly the registers it handles.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::reg::{CounterReg, EventCounter, PmuReg};
+/// let r = CounterReg::Pmevcntr(EventCounter::new(3).unwrap());
+/// assert_eq!(PmuReg::from(r), PmuReg::Pmevcntr(EventCounter::new(3).unwrap()));
+/// assert_eq!(CounterReg::try_from(PmuReg::Pmccntr), Ok(CounterReg::Pmccntr));
+/// assert!(CounterReg::try_from(PmuReg::Pmcr).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CounterReg {
+    /// `PMCCNTR_EL0`.
+    Pmccntr,
+    /// `PMEVCNTR<n>_EL0`.
+    Pmevcntr(EventCounter),
+    /// `PMXEVCNTR_EL0`: the event counter `PMSELR.SEL` selects.
+    Pmxevcntr,
+}
+
+/// The event type and filter registers, [`Pmu::access_pmu_evtyper`](crate::Pmu::access_pmu_evtyper)'s
+/// argument.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::reg::{PmuReg, TypeReg};
+/// assert_eq!(PmuReg::from(TypeReg::Pmccfiltr), PmuReg::Pmccfiltr);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TypeReg {
+    /// `PMCCFILTR_EL0`.
+    Pmccfiltr,
+    /// `PMEVTYPER<n>_EL0`.
+    Pmevtyper(EventCounter),
+    /// `PMXEVTYPER_EL0`: the type of the counter `PMSELR.SEL` selects (`PMCCFILTR` for 31).
+    Pmxevtyper,
+}
+
+/// Which half of a SET/CLR register pair (`PMCNTENSET`/`PMCNTENCLR`, `PMINTENSET`/
+/// `PMINTENCLR`, `PMOVSSET`/`PMOVSCLR`): the argument of
+/// [`Pmu::access_pmcnten`](crate::Pmu::access_pmcnten), [`Pmu::access_pminten`](crate::Pmu::access_pminten)
+/// and [`Pmu::access_pmovs`](crate::Pmu::access_pmovs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SetClr {
+    /// The `...SET` register: a write sets the bits written as 1.
+    Set,
+    /// The `...CLR` register: a write clears the bits written as 1.
+    Clr,
+}
+
+/// The common-event identification registers, [`Pmu::access_pmceid`](crate::Pmu::access_pmceid)'s
+/// argument: `PMCEID2`/`PMCEID3` are the AArch32 views of the upper halves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PmceidReg {
+    /// `PMCEID0_EL0`.
+    Pmceid0,
+    /// `PMCEID1_EL0`.
+    Pmceid1,
+    /// AArch32 `PMCEID2`: `PMCEID0_EL0[63:32]`.
+    Pmceid2,
+    /// AArch32 `PMCEID3`: `PMCEID1_EL0[63:32]`.
+    Pmceid3,
+}
+
+/// A register that is not of the narrower kind asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct WrongRegister(pub PmuReg);
+
+impl fmt::Display for WrongRegister {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not a register of this kind", self.0)
+    }
+}
+
+impl core::error::Error for WrongRegister {}
+
+macro_rules! narrow_reg {
+    ($ty:ident { $($variant:ident $(($n:ident))? ),* $(,)? }) => {
+        impl From<$ty> for PmuReg {
+            #[inline]
+            fn from(r: $ty) -> PmuReg {
+                match r {
+                    $($ty::$variant $(($n))? => PmuReg::$variant $(($n))?,)*
+                }
+            }
+        }
+
+        impl TryFrom<PmuReg> for $ty {
+            type Error = WrongRegister;
+            #[inline]
+            fn try_from(r: PmuReg) -> Result<$ty, WrongRegister> {
+                match r {
+                    $(PmuReg::$variant $(($n))? => Ok($ty::$variant $(($n))?),)*
+                    other => Err(WrongRegister(other)),
+                }
+            }
+        }
+    };
+}
+
+narrow_reg!(CounterReg { Pmccntr, Pmevcntr(n), Pmxevcntr });
+narrow_reg!(TypeReg { Pmccfiltr, Pmevtyper(n), Pmxevtyper });
+narrow_reg!(PmceidReg { Pmceid0, Pmceid1, Pmceid2, Pmceid3 });
 
 /// Which instructions may access a register, and from which exception level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -266,6 +383,93 @@ const CP15_CRN9: [Option<PmuReg>; 32] = {
     }
     t
 };
+
+/// The trap path's lookup: the PMU register at the ISS's register fields, for an `MRS`/`MSR`
+/// (EC 0x18, op0 = 3) and for an `MRC`/`MCR` (EC 0x03, coproc 15). Both syndromes keep op2,
+/// op1, CRn and CRm at the same bits (\[19:17\], \[16:14\], \[13:10\], \[4:1\]); the PMU
+/// lives at CRn 9 and 14 only, so the index is `(CRn == 14) << 10 | op2:op1 << 4 | CRm`.
+/// Built at compile time from [`PmuReg::from_a64`]'s and [`PmuReg::from_cp15`]'s rules (the
+/// tests check every index against them).
+const fn fast_index(iss: u32) -> Option<usize> {
+    let hi = match (iss >> 10) & 0xf {
+        9 => 0,
+        14 => 1 << 10,
+        _ => return None,
+    };
+    Some(hi | (((iss >> 14) & 0x3f) << 4) as usize | ((iss >> 1) & 0xf) as usize)
+}
+
+const FAST_LEN: usize = 1 << 11;
+
+/// The fields of index `k` of the fast tables: `(CRn, op1, CRm, op2)`.
+#[allow(clippy::arithmetic_side_effects)]
+const fn fast_fields(k: usize) -> (u8, u8, u8, u8) {
+    let crn = if k >> 10 == 1 { 14 } else { 9 };
+    ((crn), ((k >> 4) & 7) as u8, (k & 0xf) as u8, ((k >> 7) & 7) as u8)
+}
+
+/// The register at CRn 14 (`PMEVCNTR<n>`, `PMEVTYPER<n>`, `PMCCFILTR`) for CRm, op2; the rule
+/// [`PmuReg::from_crn14`] follows.
+#[allow(clippy::arithmetic_side_effects)]
+const fn crn14(crm: u8, op2: u8) -> Option<PmuReg> {
+    let n = ((crm & 3) << 3) | (op2 & 7);
+    match crm & !3 {
+        EVCNTR_CRM_BASE => match EventCounter::new(n) {
+            Some(c) => Some(PmuReg::Pmevcntr(c)),
+            None => None,
+        },
+        EVTYPER_CRM_BASE => match EventCounter::new(n) {
+            Some(c) => Some(PmuReg::Pmevtyper(c)),
+            None => Some(PmuReg::Pmccfiltr),
+        },
+        _ => None,
+    }
+}
+
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const fn fast_table(a64: bool) -> [Option<PmuReg>; FAST_LEN] {
+    let mut t = [None; FAST_LEN];
+    let mut k = 0;
+    while k < FAST_LEN {
+        let (crn, op1, crm, op2) = fast_fields(k);
+        t[k] = if crn == 14 {
+            if (a64 && op1 == 3) || (!a64 && op1 == 0) {
+                crn14(crm, op2)
+            } else {
+                None
+            }
+        } else if crm >= 12 {
+            let i = (((crm - 12) as usize) << 3) | op2 as usize;
+            if a64 && (op1 == 0 || op1 == 3) {
+                A64_CRN9[(((op1 == 3) as usize) << 5) | i]
+            } else if !a64 && op1 == 0 {
+                CP15_CRN9[i]
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        k += 1;
+    }
+    t
+}
+
+static A64_FAST: [Option<PmuReg>; FAST_LEN] = fast_table(true);
+static CP15_FAST: [Option<PmuReg>; FAST_LEN] = fast_table(false);
+
+/// The PMU register an `MRS`/`MSR` syndrome's ISS names (op0 = 3 assumed: the caller checks
+/// bits \[24:20\]): one load.
+#[inline]
+pub(crate) fn a64_fast(iss: u32) -> Option<PmuReg> {
+    A64_FAST.get(fast_index(iss)?).copied().flatten()
+}
+
+/// The PMU register an `MRC`/`MCR` syndrome's ISS names (coproc 15): one load.
+#[inline]
+pub(crate) fn cp15_fast(iss: u32) -> Option<PmuReg> {
+    CP15_FAST.get(fast_index(iss)?).copied().flatten()
+}
 
 // `row_index` agrees with the table: every row sits at the index its register maps to.
 // Evaluated by the compiler: a mismatch is a build error.
@@ -422,12 +626,7 @@ impl PmuReg {
 
     #[inline]
     fn from_crn14(crm: u8, op2: u8) -> Option<PmuReg> {
-        let n = ((crm & 3) << 3) | (op2 & 7);
-        match crm & !3 {
-            EVCNTR_CRM_BASE => EventCounter::new(n).map(PmuReg::Pmevcntr),
-            EVTYPER_CRM_BASE => Some(EventCounter::new(n).map_or(PmuReg::Pmccfiltr, PmuReg::Pmevtyper)),
-            _ => None,
-        }
+        crn14(crm, op2)
     }
 
     /// How the register may be accessed.

@@ -11,15 +11,15 @@
 //!   one, by `KVM_GET_ONE_REG`/`KVM_SET_ONE_REG` id, with KVM's userspace semantics, so a VMM
 //!   migrating from or to Linux KVM can map the state one to one.
 //!
-//! # The byte form (format version 1)
+//! # The byte form (format version 2)
 //!
-//! All integers little-endian; [`PmuState::BYTES`] = 581 bytes.
+//! All integers little-endian; [`PmuState::BYTES`] = 609 bytes.
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `b"VPMUSNAP"` |
-//! | 8 | 2 | format version, 1 ([`PmuState::FORMAT_VERSION`]) |
-//! | 10 | 4 | total length in bytes, 581 |
+//! | 8 | 2 | format version, 2 ([`PmuState::FORMAT_VERSION`]) |
+//! | 10 | 4 | total length in bytes, 609 |
 //! | 14 | 1 | `PMCR.N`: the number of event counters |
 //! | 15 | 1 | PMU version as `ID_AA64DFR0_EL1.PMUVer`: 1, 4, 5 or 6 |
 //! | 16 | 1 | cycle counter prescaler (`PMCR.D`), `0..64` |
@@ -33,10 +33,18 @@
 //! | 73 | 8 | `PMCCFILTR` |
 //! | 81 | 248 | `PMEVCNTR0..=30`, 8 bytes each |
 //! | 329 | 248 | `PMEVTYPER0..=30`, 8 bytes each |
-//! | 577 | 4 | CRC-32 (IEEE 802.3, as zlib's `crc32`) of bytes `0..577` |
+//! | 577 | 2 | identity: the interrupt's INTID, 0 for none ([`Identity::irq`]) |
+//! | 579 | 1 | identity: `PMCR.IMP` |
+//! | 580 | 1 | identity: `PMCR.IDCODE` |
+//! | 581 | 4 | identity: `PMMIR_EL1` |
+//! | 585 | 4 | identity: the event filter's digest ([`Identity::filter`]) |
+//! | 589 | 8 | identity: `PMCEID0_EL0` |
+//! | 597 | 8 | identity: `PMCEID1_EL0` |
+//! | 605 | 4 | CRC-32 (IEEE 802.3, as zlib's `crc32`) of bytes `0..605` |
 //!
 //! A reader checks, in this order: the length covers the header, the magic, the format version
-//! (a newer one is [`SnapshotError::FutureVersion`]), the declared length, the actual length
+//! (a newer one is [`SnapshotError::FutureVersion`], format 1, which had no identity, is
+//! [`SnapshotError::OldFormat`]), the declared length, the actual length
 //! (short: [`SnapshotError::Truncated`], long: [`SnapshotError::TrailingBytes`]), the checksum,
 //! and the PMU version byte. Whether the state fits a PMU is [`Pmu::restore`]'s question.
 //!
@@ -62,16 +70,90 @@
 use core::fmt;
 
 use crate::backend::{CounterBackend, CounterId};
-use crate::config::PmuVersion;
+use crate::config::{FilterAction, PmuIrq, PmuVersion};
 use crate::field::{Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
-use crate::pmu::for_each_bit;
+use crate::pmu::{bit, for_each_bit};
 use crate::reg::{A64Id, EventCounter, PmuReg, CYCLE_COUNTER_BIT, MAX_EVENT_COUNTERS};
 use crate::Pmu;
 
 /// The number of event counter slots in a [`PmuState`]: `PMEVCNTR0..=30`.
 const EVENT_SLOTS: usize = MAX_EVENT_COUNTERS as usize;
 const CYCLE: usize = CYCLE_COUNTER_BIT as usize;
+
+/// What a guest can see of its PMU that is not a register it writes: the configuration and the
+/// host's capabilities as the guest observes them. A [`PmuState`] records it, and
+/// [`Pmu::restore`] refuses a destination where any of it differs
+/// ([`SnapshotError::IdentityMismatch`]), so nothing a guest reads changes under it across a
+/// migration.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{config::{PmuConfig, PmuIrq}, Pmu, SoftBackend};
+/// let cfg = PmuConfig::builder().irq(PmuIrq::Ppi(23)).identity(0x41, 3).build()?;
+/// let mut pmu = Pmu::new(cfg, SoftBackend::new())?;
+/// let id = pmu.save().identity;
+/// assert_eq!((id.irq, id.imp, id.idcode), (23, 0x41, 3));
+/// # Ok::<(), vpmu::config::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Identity {
+    /// The PMU interrupt's INTID (a PPI or an SPI), 0 for none.
+    pub irq: u16,
+    /// `PMCR.IMP`.
+    pub imp: u8,
+    /// `PMCR.IDCODE`.
+    pub idcode: u8,
+    /// `PMMIR_EL1`.
+    pub pmmir: u32,
+    /// The event filter, as the CRC-32 of its actions in order (each: 0 allow or 1 deny, then
+    /// the first and last event, little-endian `u16`s). Two filters with the same actions have
+    /// the same digest.
+    pub filter: u32,
+    /// `PMCEID0_EL0` and `PMCEID1_EL0` (64 bits each): the events the guest is told about,
+    /// which the backend's host and the filter decide.
+    pub pmceid: [u64; 2],
+}
+
+/// A field of [`Identity`], for [`SnapshotError::IdentityMismatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum IdentityField {
+    /// The interrupt's INTID.
+    Irq,
+    /// `PMCR.IMP`.
+    Imp,
+    /// `PMCR.IDCODE`.
+    Idcode,
+    /// `PMMIR_EL1`.
+    Pmmir,
+    /// The event filter (its digest).
+    Filter,
+    /// `PMCEID0_EL0`.
+    Pmceid0,
+    /// `PMCEID1_EL0`.
+    Pmceid1,
+}
+
+impl fmt::Display for IdentityField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdentityField::Irq => "PMU interrupt INTID",
+            IdentityField::Imp => "PMCR.IMP",
+            IdentityField::Idcode => "PMCR.IDCODE",
+            IdentityField::Pmmir => "PMMIR_EL1",
+            IdentityField::Filter => "event filter digest",
+            IdentityField::Pmceid0 => "PMCEID0_EL0",
+            IdentityField::Pmceid1 => "PMCEID1_EL0",
+        })
+    }
+}
 
 /// Every guest-visible register and counter of one vPMU, as plain data: what
 /// [`Pmu::save`] gives and [`Pmu::restore`] takes.
@@ -97,6 +179,7 @@ const CYCLE: usize = CYCLE_COUNTER_BIT as usize;
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct PmuState {
     /// `PMCR.N` the state was saved under: the number of event counters.
     pub counters: u8,
@@ -126,6 +209,8 @@ pub struct PmuState {
     /// and this is how many cycles (`0..64`) have been counted towards the next tick. Without
     /// it a migrated cycle counter could tick up to 63 cycles late.
     pub prescale: u8,
+    /// What else the guest sees of its PMU: a destination must show the same.
+    pub identity: Identity,
 }
 
 /// Why a snapshot could not be read or restored. Nothing changed when one is returned.
@@ -151,6 +236,25 @@ pub enum SnapshotError {
         found: u16,
         /// The newest version this vpmu reads.
         newest: u16,
+    },
+    /// A format version older than this vpmu reads: format 1 recorded no [`Identity`], so
+    /// a restore could not check that the guest sees the same PMU. Save it again with a vpmu
+    /// that writes the current format.
+    OldFormat {
+        /// The version in the input.
+        found: u16,
+        /// The oldest version this vpmu reads.
+        oldest: u16,
+    },
+    /// The state was saved on a PMU the guest would see differently: another interrupt,
+    /// `PMCR.IMP`/`IDCODE`, `PMMIR`, event filter or `PMCEID`.
+    IdentityMismatch {
+        /// Which.
+        field: IdentityField,
+        /// The state's value.
+        state: u64,
+        /// The destination's value.
+        config: u64,
     },
     /// Format version 0, which never existed.
     BadFormatVersion {
@@ -242,6 +346,12 @@ impl fmt::Display for SnapshotError {
             SnapshotError::FutureVersion { found, newest } => {
                 write!(f, "snapshot format version {found} is newer than this vpmu reads (up to {newest})")
             }
+            SnapshotError::OldFormat { found, oldest } => {
+                write!(f, "snapshot format version {found} is older than this vpmu reads (from {oldest}): it records no PMU identity")
+            }
+            SnapshotError::IdentityMismatch { field, state, config } => {
+                write!(f, "the state was saved on a PMU with another {field} ({state:#x}; the destination has {config:#x})")
+            }
             SnapshotError::BadFormatVersion { found } => write!(f, "snapshot format version {found} does not exist"),
             SnapshotError::BadLength { declared, expected } => {
                 write!(f, "snapshot declares {declared} bytes, but its format version has {expected}")
@@ -281,23 +391,41 @@ impl core::error::Error for SnapshotError {}
 
 const MAGIC: [u8; 8] = *b"VPMUSNAP";
 const HEADER: usize = 14;
-const BODY: usize = 3 + 8 * 8 + 8 * 2 * EVENT_SLOTS;
+const IDENTITY: usize = 2 + 1 + 1 + 4 + 4 + 8 + 8;
+const BODY: usize = 3 + 8 * 8 + 8 * 2 * EVENT_SLOTS + IDENTITY;
 const CRC_AT: usize = HEADER + BODY;
-// The layout table in the module docs says 581.
-static_assertions::const_assert_eq!(CRC_AT + 4, 581);
+// The layout table in the module docs says 609.
+static_assertions::const_assert_eq!(CRC_AT + 4, 609);
 
 /// CRC-32, IEEE 802.3 (reflected polynomial 0xEDB88320, initial and final XOR all ones): the
 /// `crc32` of zlib, gzip and PNG.
 fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+    let mut c = Crc32::new();
+    c.update(data);
+    c.finish()
+}
+
+/// [`crc32`] over data that comes in pieces.
+struct Crc32(u32);
+
+impl Crc32 {
+    const fn new() -> Self {
+        Self(!0)
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 ^= u32::from(b);
+            for _ in 0..8 {
+                let mask = (self.0 & 1).wrapping_neg();
+                self.0 = (self.0 >> 1) ^ (0xedb8_8320 & mask);
+            }
         }
     }
-    !crc
+
+    const fn finish(&self) -> u32 {
+        !self.0
+    }
 }
 
 /// Writes fixed-size chunks one after the other.
@@ -338,9 +466,44 @@ fn version_from_pmuver(pmuver: u8) -> Option<PmuVersion> {
 }
 
 impl PmuState {
+    /// The state of a PMU just reset: `N` event counters, `version`, every register 0 (with
+    /// `PMCR.LC` set, as a PMU whose guest has no AArch32 EL0 needs), no identity. For tools
+    /// that build a state field by field; a VMM gets its states from [`Pmu::save`] or
+    /// [`PmuState::from_bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuVersion, PmuState};
+    /// let mut s = PmuState::new(4, PmuVersion::V3p5);
+    /// s.pmccntr = 1000;
+    /// assert_eq!(PmuState::from_bytes(&s.to_bytes()), Ok(s));
+    /// ```
+    #[must_use]
+    pub const fn new(counters: u8, version: PmuVersion) -> Self {
+        Self {
+            counters,
+            version,
+            pmcr: Pmcr::LC.bits(),
+            pmselr: 0,
+            pmcntenset: 0,
+            pmintenset: 0,
+            pmovsset: 0,
+            pmuserenr: 0,
+            evcntr: [0; EVENT_SLOTS],
+            evtyper: [0; EVENT_SLOTS],
+            pmccntr: 0,
+            pmccfiltr: 0,
+            prescale: 0,
+            identity: Identity { irq: 0, imp: 0, idcode: 0, pmmir: 0, filter: 0, pmceid: [0; 2] },
+        }
+    }
+}
+
+impl PmuState {
     /// The format version [`PmuState::to_bytes`] writes and the newest
     /// [`PmuState::from_bytes`] reads.
-    pub const FORMAT_VERSION: u16 = 1;
+    pub const FORMAT_VERSION: u16 = 2;
 
     /// The length of the byte form.
     pub const BYTES: usize = CRC_AT + 4;
@@ -371,6 +534,13 @@ impl PmuState {
         for v in self.evcntr.iter().chain(self.evtyper.iter()) {
             w.put(v.to_le_bytes());
         }
+        let id = &self.identity;
+        w.put(id.irq.to_le_bytes());
+        w.put([id.imp, id.idcode]);
+        w.put(id.pmmir.to_le_bytes());
+        w.put(id.filter.to_le_bytes());
+        w.put(id.pmceid[0].to_le_bytes());
+        w.put(id.pmceid[1].to_le_bytes());
         let crc = crc32(out.get(..CRC_AT).unwrap_or(&[]));
         Writer(out.get_mut(CRC_AT..).unwrap_or(&mut [])).put(crc.to_le_bytes());
         out
@@ -417,6 +587,9 @@ impl PmuState {
         if format == 0 {
             return Err(SnapshotError::BadFormatVersion { found: format });
         }
+        if format < Self::FORMAT_VERSION {
+            return Err(SnapshotError::OldFormat { found: format, oldest: Self::FORMAT_VERSION });
+        }
         let declared = u32::from_le_bytes(r.take()?);
         let expected = Self::BYTES as u32;
         if declared != expected {
@@ -451,6 +624,11 @@ impl PmuState {
         for v in &mut evtyper {
             *v = r.u64()?;
         }
+        let irq = u16::from_le_bytes(r.take()?);
+        let [imp, idcode] = r.take()?;
+        let pmmir = u32::from_le_bytes(r.take()?);
+        let filter = u32::from_le_bytes(r.take()?);
+        let pmceid = [r.u64()?, r.u64()?];
         Ok(PmuState {
             counters,
             version,
@@ -465,6 +643,7 @@ impl PmuState {
             pmccntr,
             pmccfiltr,
             prescale,
+            identity: Identity { irq, imp, idcode, pmmir, filter, pmceid },
         })
     }
 }
@@ -512,6 +691,27 @@ impl<B: CounterBackend> Pmu<B> {
             pmccntr: c.value,
             pmccfiltr: c.evtyper.into(),
             prescale: c.prescale,
+            identity: self.identity(),
+        }
+    }
+
+    /// What the guest sees of this PMU beyond its registers: see [`Identity`].
+    #[must_use]
+    pub fn identity(&self) -> Identity {
+        let c = &self.cfg;
+        let mut digest = Crc32::new();
+        for (action, events) in c.filter.actions() {
+            digest.update(&[u8::from(action == FilterAction::Deny)]);
+            digest.update(&events.start().to_le_bytes());
+            digest.update(&events.end().to_le_bytes());
+        }
+        Identity {
+            irq: c.irq.map_or(0, PmuIrq::intid),
+            imp: c.imp,
+            idcode: c.idcode,
+            pmmir: c.pmmir,
+            filter: digest.finish(),
+            pmceid: self.ceid,
         }
     }
 
@@ -539,6 +739,20 @@ impl<B: CounterBackend> Pmu<B> {
         }
         if state.version != cfg.version {
             return Err(SnapshotError::VersionMismatch { state: state.version, config: cfg.version });
+        }
+        let (a, b) = (&state.identity, self.identity());
+        for (field, state, config) in [
+            (IdentityField::Irq, a.irq.into(), b.irq.into()),
+            (IdentityField::Imp, a.imp.into(), b.imp.into()),
+            (IdentityField::Idcode, a.idcode.into(), b.idcode.into()),
+            (IdentityField::Pmmir, a.pmmir.into(), b.pmmir.into()),
+            (IdentityField::Filter, a.filter.into(), b.filter.into()),
+            (IdentityField::Pmceid0, a.pmceid[0], b.pmceid[0]),
+            (IdentityField::Pmceid1, a.pmceid[1], b.pmceid[1]),
+        ] {
+            if state != config {
+                return Err(SnapshotError::IdentityMismatch { field, state, config });
+            }
         }
         let reserved = |reg: PmuReg, value: u64, allowed: u64| match value & !allowed {
             0 => Ok(()),
@@ -586,7 +800,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// Replaces the whole guest-visible state with `state`, after checking that it fits this
     /// PMU's configuration, and re-arms the backend for every counter, so that counting
     /// continues exactly where it stopped when `state` was saved. The configuration, and
-    /// whether the vCPU has [started](Pmu::start), do not change.
+    /// whether the vCPU has [started](Pmu::lock_config), do not change.
     ///
     /// A counter the backend fails to program does not count; the error is kept for
     /// [`Pmu::take_backend_error`], as for a guest write.
@@ -597,6 +811,9 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// - [`SnapshotError::CounterMismatch`], [`SnapshotError::VersionMismatch`]: the state was
     ///   saved under another `N` or PMU version;
+    /// - [`SnapshotError::IdentityMismatch`]: the state was saved on a PMU the guest would see
+    ///   differently (its [`Identity`]: interrupt, `PMCR.IMP`/`IDCODE`, `PMMIR`, event filter,
+    ///   `PMCEID`);
     /// - [`SnapshotError::ReservedBits`] with `PMCR` (bits other than `E`, `D`, `X`, `DP`,
     ///   `LC`, and `LP` from PMUv3p5), then [`SnapshotError::LcClear`] (`LC` clear without
     ///   AArch32 EL0), then `ReservedBits` with `PMSELR` (above 31) and `PMUSERENR` (bits
@@ -636,13 +853,13 @@ impl<B: CounterBackend> Pmu<B> {
         // (overflow checks on) cannot see bounded.
         for i in 0..EVENT_SLOTS {
             let (value, typer) = (state.evcntr.get(i).copied().unwrap_or(0), state.evtyper.get(i).copied().unwrap_or(0));
-            self.update(i, |c| *c = Pmc { value, evtyper: typer as u32, prescale: 0, live: c.live });
+            self.update(i, |c| *c = Pmc { value, evtyper: typer as u32, prescale: 0 });
         }
         self.update(CYCLE, |c| {
-            *c = Pmc { value: state.pmccntr, evtyper: state.pmccfiltr as u32, prescale: state.prescale, live: c.live };
+            *c = Pmc { value: state.pmccntr, evtyper: state.pmccfiltr as u32, prescale: state.prescale };
         });
         for i in 0..=CYCLE {
-            self.arm(i);
+            self.program(i);
         }
         Ok(())
     }
@@ -793,7 +1010,11 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// The register `id` names, if it has state on this PMU.
     fn one_reg_target(&self, id: u64) -> Result<PmuReg, OneRegError> {
-        let reg = one_reg_reg(id)?;
+        self.state_reg(one_reg_reg(id)?)
+    }
+
+    /// `reg` if it holds state of its own in this PMU.
+    fn state_reg(&self, reg: PmuReg) -> Result<PmuReg, OneRegError> {
         match reg {
             PmuReg::Pmswinc
             | PmuReg::Pmceid0
@@ -830,6 +1051,45 @@ impl<B: CounterBackend> Pmu<B> {
     /// ```
     pub fn get_one_reg(&mut self, id: u64) -> Result<u64, OneRegError> {
         let reg = self.one_reg_target(id)?;
+        self.get_reg(reg)
+    }
+
+    /// The VMM's read of a register: its architectural value, as a 64-bit `MRS` at EL1 would
+    /// read it, but without the guest's rules (no `PMUSERENR`, no exception level) and without
+    /// actions: `PMCR` with `N`, `IDCODE` and `IMP`; a `SET`/`CLR` pair gives the bitmap;
+    /// `PMCEID0..3` and `PMMIR` (from PMUv3p4) their configured values. A counter is brought up
+    /// to date first (what the backend counted is folded in; an overflow it reached sets its
+    /// flag, as any guest read would). For a debugger, a migration tool, a test.
+    ///
+    /// # Errors
+    ///
+    /// [`OneRegError::NoState`] for `PMSWINC` (an action), `PMXEVTYPER`/`PMXEVCNTR` (views
+    /// through `PMSELR`: read the register they select), and `PMMIR`, `PMCEID2/3` where the
+    /// version has none; [`OneRegError::NoSuchCounter`] for a counter `n >= N`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, El, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::builder().counters(4).build()?, SoftBackend::new())?;
+    /// let _ = pmu.write(PmuReg::Pmuserenr, 0, El::El1);
+    /// // EL0 may not read PMCR now; the VMM may, and nothing changes.
+    /// assert_eq!(pmu.get_reg(PmuReg::Pmcr), Ok(4 << 11));
+    /// assert_eq!(pmu.get_reg(PmuReg::Pmceid0).map(|v| v & 1), Ok(1)); // SW_INCR
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    pub fn get_reg(&mut self, reg: PmuReg) -> Result<u64, OneRegError> {
+        let [c0, c1] = self.ceid;
+        let v1 = self.cfg.version >= PmuVersion::V3p1;
+        match reg {
+            PmuReg::Pmceid0 => return Ok(c0),
+            PmuReg::Pmceid1 => return Ok(c1),
+            PmuReg::Pmceid2 if v1 => return Ok(c0 >> 32),
+            PmuReg::Pmceid3 if v1 => return Ok(c1 >> 32),
+            PmuReg::Pmmir if self.cfg.version >= PmuVersion::V3p4 => return Ok(self.cfg.pmmir.into()),
+            _ => {}
+        }
+        let reg = self.state_reg(reg)?;
         Ok(match reg {
             PmuReg::Pmcr => self.pmcr_value(),
             PmuReg::Pmselr => self.pmselr.into(),
@@ -868,7 +1128,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// - `PMCR`: the stored bits (`E`, `D`, `X`, `DP`, `LC`, `LP` as the version allows; `LC`
     ///   forced to 1 without AArch32 EL0); `P` and `C` are not actions here and are dropped;
     ///   `IDCODE` and `IMP` are ignored. `N` as current KVM treats it (`set_pmcr` in
-    ///   `arch/arm64/kvm/sys_regs.c`): until the vCPU has [started](Pmu::start), a different
+    ///   `arch/arm64/kvm/sys_regs.c`): until the vCPU has [started](Pmu::lock_config), a different
     ///   `N` that the backend can back becomes the PMU's number of event counters (counters and
     ///   bitmap bits at and above the new `N` are cleared; the rest of the configuration is
     ///   kept); after `start`, or beyond the backend's limit, it is ignored and the write still
@@ -894,13 +1154,38 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// pmu.set_one_reg(id(PmuReg::Pmcr), 6 << 11)?; // N = 6, before the vCPU first runs
     /// assert_eq!(pmu.config().counters(), 6);
-    /// pmu.start();
+    /// pmu.lock_config();
     /// pmu.set_one_reg(id(PmuReg::Pmcr), 2 << 11)?; // ignored now, as KVM does
     /// assert_eq!(pmu.config().counters(), 6);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_one_reg(&mut self, id: u64, value: u64) -> Result<(), OneRegError> {
         let reg = self.one_reg_target(id)?;
+        self.set_reg(reg, value)
+    }
+
+    /// The VMM's write of a register: [`Pmu::set_one_reg`]'s semantics by register rather
+    /// than by id — the value is set raw (a `SET`/`CLR` pair is assigned, a counter set
+    /// without overflow side effects, `PMCR.N` adopted only before the first run), with none
+    /// of the guest's rules.
+    ///
+    /// # Errors
+    ///
+    /// [`OneRegError::NoState`] for a register without state of its own (`PMSWINC`,
+    /// `PMCEID0..3`, `PMMIR`, `PMXEVTYPER`, `PMXEVCNTR`); [`OneRegError::NoSuchCounter`] for a
+    /// counter `n >= N`. Nothing changes then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// pmu.set_reg(PmuReg::Pmovsset, 1 << 31)?;
+    /// assert_eq!(pmu.get_reg(PmuReg::Pmovsclr), Ok(1 << 31));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_reg(&mut self, reg: PmuReg, value: u64) -> Result<(), OneRegError> {
+        let reg = self.state_reg(reg)?;
         let valid = self.valid_mask();
         let bits = (value as u32) & valid;
         match reg {
@@ -910,7 +1195,7 @@ impl<B: CounterBackend> Pmu<B> {
                 let changed = bits ^ self.cnten;
                 for_each_bit(changed, |i| self.fold(i));
                 self.cnten = bits;
-                for_each_bit(changed, |i| self.arm(i));
+                for_each_bit(changed, |i| self.rearm(i));
             }
             PmuReg::Pmintenset | PmuReg::Pmintenclr => self.inten = bits,
             PmuReg::Pmovsset | PmuReg::Pmovsclr => self.ovs = bits,
@@ -942,14 +1227,17 @@ impl<B: CounterBackend> Pmu<B> {
         let v = Pmcr::from_bits_retain(value);
         let n = v.n();
         self.sync();
-        if n != self.cfg.counters && !self.started && n <= self.backend.max_event_counters() {
+        if n != self.cfg.counters && !self.config_locked && n <= self.backend.max_event_counters() {
             // Counters at and above the new N stop existing; below the old N nothing changes,
             // and counters between the two were zero (nothing can write a missing counter).
             for i in usize::from(n)..EVENT_SLOTS {
-                if self.pmc(i).live {
+                let b = bit(i);
+                if self.held & b != 0 {
                     if let Some(id) = CounterId::from_bit(i as u8) {
                         self.backend.release(id);
                     }
+                    self.held &= !b;
+                    self.live &= !b;
                 }
                 self.update(i, |c| *c = Pmc::RESET);
             }
@@ -961,7 +1249,7 @@ impl<B: CounterBackend> Pmu<B> {
         }
         self.pmcr = self.stored_pmcr(v);
         for i in 0..=CYCLE {
-            self.arm(i);
+            self.rearm(i);
         }
     }
 }

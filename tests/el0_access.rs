@@ -10,7 +10,7 @@ mod common;
 use vpmu::config::{El0Denial, PmuConfig, PmuVersion};
 use vpmu::decode::{Direction, SysregAccess, Xfer};
 use vpmu::reg::PmuReg;
-use vpmu::{El, Op, Outcome, Params};
+use vpmu::{El, Op, Outcome, Params, Pstate};
 
 // PMUSERENR_EL0's bits by their field names, as the tables below spell them.
 use common::arch::{PMCR_E, PMUSERENR_CR as CR, PMUSERENR_EN as EN, PMUSERENR_ER as ER, PMUSERENR_SW as SW};
@@ -315,14 +315,14 @@ fn the_trap_path_gives_the_same_answers_for_every_register() {
                         // What EL1 reads, as the value an allowed EL0 read must deliver.
                         let mut el1 = [0u64; 31];
                         let el1_read = SysregAccess { dir: Direction::Read, ..access };
-                        let el1_out = p.handle_esr(el1_read.to_esr().unwrap(), El::El1, &mut el1).unwrap();
+                        let el1_out = p.handle_esr(el1_read.to_esr().unwrap(), Pstate::EL1, &mut el1).unwrap().outcome().unwrap();
 
                         let mut x = [0x5a5a_5a5a_5a5a_5a5a_u64; 31];
                         if write {
                             x[3] = 0;
                             x[4] = 0;
                         }
-                        let got = p.handle_esr(esr, El::El0, &mut x).unwrap();
+                        let got = p.handle_esr(esr, Pstate::EL0, &mut x).unwrap().outcome().unwrap();
                         let want = expected_el0(reg, write, userenr, denial);
                         assert_eq!(outcome_kind(got, write), Some(want), "{what}: gave {got:?}");
 

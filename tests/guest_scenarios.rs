@@ -62,7 +62,7 @@ impl Guest {
             Isa::A32 => Xfer::A32 { rt, cond: None },
         };
         let esr = SysregAccess { reg, dir, xfer }.to_esr().unwrap();
-        self.pmu.handle_esr(esr, self.el, &mut self.x).unwrap()
+        self.pmu.handle_esr(esr, self.el.into(), &mut self.x).unwrap().outcome().unwrap()
     }
 
     /// `MSR <reg>, X1` / `MCR ..., R1`.
@@ -105,7 +105,7 @@ impl Guest {
         self.pmu.set_el(el);
     }
 
-    fn irq(&self) -> bool {
+    fn irq(&mut self) -> bool {
         self.pmu.irq_level()
     }
 }

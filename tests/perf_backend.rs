@@ -23,7 +23,7 @@ use vpmu::backend::{BackendError, CountRequest, CounterBackend, CounterId, Error
 use vpmu::config::PmuConfig;
 use vpmu::decode::{Direction, SysregAccess, Xfer};
 use vpmu::reg::PmuReg;
-use vpmu::{El, Outcome, Pmu};
+use vpmu::{Outcome, Pmu, Pstate};
 
 use common::arch::{CYCLE_BIT, F_P, PMCR_E, PMCR_LC};
 use common::{cnt, ev, gpr, typ};
@@ -82,13 +82,17 @@ fn esr(reg: PmuReg, dir: Direction, rt: u8) -> u64 {
 fn msr<B: CounterBackend>(pmu: &mut Pmu<B>, reg: PmuReg, value: u64) {
     let mut x = [0u64; 31];
     x[0] = value;
-    assert_eq!(pmu.handle_esr(esr(reg, Direction::Write, 0), El::El1, &mut x).unwrap(), Outcome::Written, "MSR {reg:?}");
+    assert_eq!(
+        pmu.handle_esr(esr(reg, Direction::Write, 0), Pstate::EL1, &mut x).unwrap().outcome().unwrap(),
+        Outcome::Written,
+        "MSR {reg:?}"
+    );
 }
 
 /// The guest runs `MRS X3, <reg>` at EL1.
 fn mrs<B: CounterBackend>(pmu: &mut Pmu<B>, reg: PmuReg) -> u64 {
     let mut x = [0u64; 31];
-    let out = pmu.handle_esr(esr(reg, Direction::Read, 3), El::El1, &mut x).unwrap();
+    let out = pmu.handle_esr(esr(reg, Direction::Read, 3), Pstate::EL1, &mut x).unwrap().outcome().unwrap();
     assert_eq!(out, Outcome::Read(x[3]), "MRS {reg:?}");
     x[3]
 }
@@ -327,13 +331,13 @@ fn real_open_failures_are_typed() {
     require_perf!();
     // No PMU has this type: the kernel answers ENOENT.
     let mut b = PerfBackend::builder().mapping(|e| (e == 0x11).then_some(PerfEventSpec::new(0xffff_0000, 0))).probe(false).build();
-    let req = CountRequest { event: 0x11, el0: true, el1: false, period: 1 << 32 };
+    let req = CountRequest::new(0x11, true, false, 1 << 32);
     let e = b.program(CounterId::Cycle, &req).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(!b.is_programmed(CounterId::Cycle));
     assert_eq!(b.read(CounterId::Cycle), 0);
     // An event the mapping does not map.
-    let e = b.program(CounterId::Cycle, &CountRequest { event: 0x08, ..req }).unwrap_err();
+    let e = b.program(CounterId::Cycle, &CountRequest::new(0x08, req.el0, req.el1, req.period)).unwrap_err();
     assert_eq!((e.kind(), e.spec(), e.raw_os_error()), (ErrorKind::Unsupported, None, None));
     // A software event number the kernel does not have: EINVAL or ENOENT, both Unsupported.
     let b = PerfBackend::builder().mapping(|_| Some(PerfEventSpec::software(0xffff))).probe(false).build();
@@ -356,7 +360,7 @@ fn remember_fd(counter: CounterId, fd: std::os::fd::RawFd) {
 fn release_closes_the_event_and_stops_counting() {
     require_perf!();
     let mut b = PerfBackend::builder().mapping(cycles_as_task_clock).on_open(remember_fd).build();
-    let req = CountRequest { event: 0x11, el0: true, el1: false, period: 1 << 40 };
+    let req = CountRequest::new(0x11, true, false, 1 << 40);
     let c = CounterId::Event(ev(3));
     b.program(c, &req).unwrap();
     let fd = b.raw_fd(c).expect("a programmed counter has a descriptor");
@@ -387,12 +391,12 @@ fn release_closes_the_event_and_stops_counting() {
     assert!(again > 0);
     // Reprogramming replaces the event (one descriptor per counter).
     let fd1 = b.raw_fd(c).unwrap();
-    b.program(c, &CountRequest { period: 5, ..req }).unwrap();
+    b.program(c, &req.with_period(5)).unwrap();
     let fd2 = b.raw_fd(c).unwrap();
     assert_eq!(fd_target(fd2).as_deref(), Some("anon_inode:[perf_event]"));
     let _ = fd1; // the kernel may reuse the number; what matters is one event per counter
                  // A request that counts at no level opens nothing.
-    b.program(c, &CountRequest { el0: false, el1: false, ..req }).unwrap();
+    b.program(c, &CountRequest::new(req.event, false, false, req.period)).unwrap();
     assert!(!b.is_programmed(c));
 }
 
@@ -419,8 +423,8 @@ fn pmu_reset_releases_every_event() {
 #[test]
 fn attributions_open_or_fail_typed() {
     require_perf!();
-    let el0 = CountRequest { event: 0x11, el0: true, el1: false, period: 1 << 40 };
-    let el1 = CountRequest { el0: false, el1: true, ..el0 };
+    let el0 = CountRequest::new(0x11, true, false, 1 << 40);
+    let el1 = CountRequest::new(el0.event, false, true, el0.period);
     // User time only: opens wherever task-clock does, under any attribution but Guest (whose
     // exclude_host a software event may or may not accept).
     for att in [Attribution::Thread, Attribution::UserSpace] {
@@ -455,7 +459,7 @@ fn sigtrap_events_open() {
     // The period is 2^63 - 1 ns: this event never overflows, so no SIGTRAP is ever sent.
     let mut b = PerfBackend::builder().mapping(cycles_as_task_clock).sigtrap(true).build();
     assert!(b.sigtrap());
-    let req = CountRequest { event: 0x11, el0: true, el1: false, period: u64::MAX };
+    let req = CountRequest::new(0x11, true, false, u64::MAX);
     match b.program(CounterId::Cycle, &req) {
         Ok(()) => {
             burn();

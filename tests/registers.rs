@@ -14,7 +14,7 @@ use vpmu::backend::{CountRequest, CounterBackend, CounterId, SoftBackend};
 use vpmu::config::{ConfigError, El0Denial, FilterAction, PmuConfig, PmuIrq, PmuVersion, MAX_FILTER_ACTIONS};
 use vpmu::decode::{Direction, SysregAccess, Xfer};
 use vpmu::reg::PmuReg;
-use vpmu::{El, Op, Outcome, Params, Pmu};
+use vpmu::{El, Op, Outcome, Params, Pmu, Pstate, Trap};
 
 use common::arch::{
     CHAIN, CPU_CYCLES, CYCLE_BIT, F_M, F_NSH, F_NSK, F_NSU, F_P, F_U, INST_RETIRED, PMCR_C, PMCR_D, PMCR_DP, PMCR_E, PMCR_IDCODE_SHIFT,
@@ -452,11 +452,11 @@ fn aarch32_counter_writes_keep_the_upper_half() {
         let mut x = [0u64; 31];
         x[4] = 0xffff_ffff_0123_4567;
         let mcr = SysregAccess { reg, dir: Direction::Write, xfer: Xfer::A32 { rt: gpr(4), cond: None } };
-        assert_eq!(p.handle(&mcr, El::El1, &mut x), Outcome::Written);
+        assert_eq!(p.handle(&mcr, Pstate::EL1, &mut x), Outcome::Written);
         assert_eq!(rd(&mut p, reg), 0x5555_6666_0123_4567, "{reg}: MCR");
         let mrc = SysregAccess { dir: Direction::Read, xfer: Xfer::A32 { rt: gpr(7), cond: None }, ..mcr };
         x[7] = u64::MAX;
-        assert_eq!(p.handle(&mrc, El::El1, &mut x), Outcome::Read(0x0123_4567));
+        assert_eq!(p.handle(&mrc, Pstate::EL1, &mut x), Outcome::Read(0x0123_4567));
         assert_eq!(x[7], 0x0123_4567, "{reg}: MRC zero-extends into X7");
     }
 }
@@ -468,12 +468,12 @@ fn aarch32_mrrc_and_mcrr_move_all_64_bits_of_pmccntr() {
     x[2] = 0xffff_ffff_3333_4444; // Rt: bits [31:0]
     x[3] = 0xeeee_eeee_1111_2222; // Rt2: bits [63:32]
     let mcrr = SysregAccess { reg: PmuReg::Pmccntr, dir: Direction::Write, xfer: Xfer::A32Wide { rt: gpr(2), rt2: gpr(3), cond: None } };
-    assert_eq!(p.handle_esr(mcrr.to_esr().unwrap(), El::El1, &mut x), Ok(Outcome::Written));
+    assert_eq!(p.handle_esr(mcrr.to_esr().unwrap(), Pstate::EL1, &mut x), Ok(Trap::Pmu(Outcome::Written)));
     assert_eq!(rd(&mut p, PmuReg::Pmccntr), 0x1111_2222_3333_4444);
 
     wr(&mut p, PmuReg::Pmccntr, 0x89ab_cdef_0123_4567);
     let mrrc = SysregAccess { dir: Direction::Read, xfer: Xfer::A32Wide { rt: gpr(5), rt2: gpr(6), cond: None }, ..mcrr };
-    assert_eq!(p.handle_esr(mrrc.to_esr().unwrap(), El::El1, &mut x), Ok(Outcome::Read(0x89ab_cdef_0123_4567)));
+    assert_eq!(p.handle_esr(mrrc.to_esr().unwrap(), Pstate::EL1, &mut x), Ok(Trap::Pmu(Outcome::Read(0x89ab_cdef_0123_4567))));
     assert_eq!((x[5], x[6]), (0x0123_4567, 0x89ab_cdef));
 }
 
@@ -1090,9 +1090,9 @@ fn reconfigure_after_start_is_busy_and_changes_nothing() {
 
     wr(&mut p, cnt(0), 42);
     wr(&mut p, PmuReg::Pmcr, PMCR_E);
-    assert!(!p.started());
-    p.start();
-    assert!(p.started());
+    assert!(!p.config_locked());
+    p.lock_config();
+    assert!(p.config_locked());
     let five = PmuConfig::builder().counters(5).build().unwrap();
     assert_eq!(p.reconfigure(five), Err(ConfigError::Busy));
     assert_eq!(*p.config(), three, "the configuration changed");

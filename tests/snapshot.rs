@@ -28,7 +28,7 @@ use proptest::prelude::*;
 use restore_bytes::{crc32, repair};
 use vpmu::config::{PmuConfig, PmuVersion};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::snapshot::{one_reg_id, one_reg_reg, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64};
+use vpmu::snapshot::{one_reg_id, one_reg_reg, Identity, IdentityField, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64};
 use vpmu::{El, OneRegError, Op, Outcome, Params, Pmu, PmuState, SnapshotError, SoftBackend};
 
 use common::arch::{
@@ -252,21 +252,14 @@ fn arbitrary_state() -> impl Strategy<Value = PmuState> {
         prop::array::uniform8(any::<u64>()),
         prop::array::uniform31(any::<u64>()),
         prop::array::uniform31(any::<u64>()),
+        (any::<u16>(), any::<u8>(), any::<u8>(), any::<u32>(), any::<u32>(), any::<[u64; 2]>()),
     )
-        .prop_map(|((counters, version, prescale), r, evcntr, evtyper)| PmuState {
-            counters,
-            version,
-            pmcr: r[0],
-            pmselr: r[1],
-            pmcntenset: r[2],
-            pmintenset: r[3],
-            pmovsset: r[4],
-            pmuserenr: r[5],
-            evcntr,
-            evtyper,
-            pmccntr: r[6],
-            pmccfiltr: r[7],
-            prescale,
+        .prop_map(|((counters, version, prescale), r, evcntr, evtyper, (irq, imp, idcode, pmmir, filter, pmceid))| {
+            let mut s = PmuState::new(counters, version);
+            [s.pmcr, s.pmselr, s.pmcntenset, s.pmintenset, s.pmovsset, s.pmuserenr, s.pmccntr, s.pmccfiltr] = r;
+            (s.evcntr, s.evtyper, s.prescale) = (evcntr, evtyper, prescale);
+            s.identity = identity(irq, imp, idcode, pmmir, filter, pmceid);
+            s
         })
 }
 
@@ -498,9 +491,9 @@ fn restore_keeps_the_configuration_and_the_lifecycle() {
     let c = PmuConfig::builder().counters(3).identity(0x41, 0x22).build().unwrap();
     let s = busy_pmu(c, 7).save();
     let mut dst = pmu_with(c);
-    dst.start();
+    dst.lock_config();
     dst.restore(&s).unwrap();
-    assert!(dst.started());
+    assert!(dst.config_locked());
     assert_eq!(*dst.config(), c);
     assert_eq!(rd(&mut dst, PmuReg::Pmcr), PMCR_E | PMCR_D | (3 << PMCR_N_SHIFT) | (0x22 << 16) | (0x41 << 24));
 }
@@ -595,9 +588,12 @@ fn restore_errors_say_what_is_wrong() {
         (PrescaleOutOfRange { prescale: 70 }, &["70", "64"]),
         (Truncated { len: 3, need: 14 }, &["3", "14"]),
         (BadMagic { found: *b"VPMUSNAQ" }, &["magic"]),
-        (FutureVersion { found: 2, newest: 1 }, &["2", "newer"]),
+        (FutureVersion { found: 3, newest: 2 }, &["3", "newer"]),
+        (OldFormat { found: 1, oldest: 2 }, &["1", "older", "identity"]),
+        (IdentityMismatch { field: IdentityField::Pmceid0, state: 0x3, config: 0x1 }, &["PMCEID0_EL0", "0x3", "0x1"]),
+        (IdentityMismatch { field: IdentityField::Irq, state: 23, config: 0 }, &["interrupt", "0x17"]),
         (BadFormatVersion { found: 0 }, &["0"]),
-        (BadLength { declared: 99, expected: 581 }, &["99", "581"]),
+        (BadLength { declared: 99, expected: 609 }, &["99", "609"]),
         (TrailingBytes { extra: 7 }, &["7"]),
         (Checksum { stored: 0x1234, computed: 0x5678 }, &["0x00001234", "0x00005678", "corrupt"]),
         (UnknownPmuVersion { pmuver: 9 }, &["9"]),
@@ -624,22 +620,28 @@ fn restore_errors_say_what_is_wrong() {
 // The byte form
 // =============================================================================================
 
+/// An identity from its fields (`Identity` is `non_exhaustive`: built field by field).
+fn identity(irq: u16, imp: u8, idcode: u8, pmmir: u32, filter: u32, pmceid: [u64; 2]) -> Identity {
+    let mut id = Identity::default();
+    (id.irq, id.imp, id.idcode, id.pmmir, id.filter, id.pmceid) = (irq, imp, idcode, pmmir, filter, pmceid);
+    id
+}
+
 fn distinct_state() -> PmuState {
-    PmuState {
-        counters: 5,
-        version: PmuVersion::V3p4,
-        pmcr: 0x0101_0101_0101_0141,
-        pmselr: 0x0202_0202_0202_0202,
-        pmcntenset: 0x0303_0303_0303_0303,
-        pmintenset: 0x0404_0404_0404_0404,
-        pmovsset: 0x0505_0505_0505_0505,
-        pmuserenr: 0x0606_0606_0606_0606,
-        evcntr: std::array::from_fn(|i| 0x1000 + i as u64),
-        evtyper: std::array::from_fn(|i| 0x2000_0000_0000_0000 + i as u64),
-        pmccntr: 0x0708_0708_0708_0708,
-        pmccfiltr: 0x0909_0909_0909_0909,
-        prescale: 42,
-    }
+    let mut s = PmuState::new(5, PmuVersion::V3p4);
+    s.pmcr = 0x0101_0101_0101_0141;
+    s.pmselr = 0x0202_0202_0202_0202;
+    s.pmcntenset = 0x0303_0303_0303_0303;
+    s.pmintenset = 0x0404_0404_0404_0404;
+    s.pmovsset = 0x0505_0505_0505_0505;
+    s.pmuserenr = 0x0606_0606_0606_0606;
+    s.evcntr = std::array::from_fn(|i| 0x1000 + i as u64);
+    s.evtyper = std::array::from_fn(|i| 0x2000_0000_0000_0000 + i as u64);
+    s.pmccntr = 0x0708_0708_0708_0708;
+    s.pmccfiltr = 0x0909_0909_0909_0909;
+    s.prescale = 42;
+    s.identity = identity(0x0a0b, 0x0c, 0x0d, 0x0e0f_1011, 0x1213_1415, [0x1617_1819_1a1b_1c1d, 0x1e1f_2021_2223_2425]);
+    s
 }
 
 fn le64(b: &[u8], at: usize) -> u64 {
@@ -650,11 +652,11 @@ fn le64(b: &[u8], at: usize) -> u64 {
 fn byte_layout_is_the_documented_table() {
     let s = distinct_state();
     let b = s.to_bytes();
-    assert_eq!(PmuState::BYTES, 581);
-    assert_eq!(PmuState::FORMAT_VERSION, 1);
+    assert_eq!(PmuState::BYTES, 609);
+    assert_eq!(PmuState::FORMAT_VERSION, 2);
     assert_eq!(&b[0..8], b"VPMUSNAP");
-    assert_eq!(b[8..10], [1, 0]);
-    assert_eq!(b[10..14], 581u32.to_le_bytes());
+    assert_eq!(b[8..10], [2, 0]);
+    assert_eq!(b[10..14], 609u32.to_le_bytes());
     assert_eq!(b[14], 5);
     assert_eq!(b[15], 5, "PMUv3p4 is ID_AA64DFR0_EL1.PMUVer 0b0101");
     assert_eq!(b[16], 42);
@@ -674,9 +676,18 @@ fn byte_layout_is_the_documented_table() {
         assert_eq!(le64(&b, 81 + 8 * n), s.evcntr[n], "PMEVCNTR{n}");
         assert_eq!(le64(&b, 329 + 8 * n), s.evtyper[n], "PMEVTYPER{n}");
     }
-    assert_eq!(b[577..581], crc32(&b[..577]).to_le_bytes());
+    let id = &s.identity;
+    assert_eq!(b[577..579], id.irq.to_le_bytes());
+    assert_eq!((b[579], b[580]), (id.imp, id.idcode));
+    assert_eq!(b[581..585], id.pmmir.to_le_bytes());
+    assert_eq!(b[585..589], id.filter.to_le_bytes());
+    assert_eq!(le64(&b, 589), id.pmceid[0]);
+    assert_eq!(le64(&b, 597), id.pmceid[1]);
+    assert_eq!(b[605..609], crc32(&b[..605]).to_le_bytes());
     for (v, pmuver) in [(PmuVersion::V3, 1), (PmuVersion::V3p1, 4), (PmuVersion::V3p4, 5), (PmuVersion::V3p5, 6)] {
-        assert_eq!(PmuState { version: v, ..s }.to_bytes()[15], pmuver, "{v:?}");
+        let mut sv = s;
+        sv.version = v;
+        assert_eq!(sv.to_bytes()[15], pmuver, "{v:?}");
     }
 }
 
@@ -706,8 +717,8 @@ fn every_byte_form_error() {
     // Truncated: no header, a header only, one byte short.
     assert_eq!(from(&[]), Err(Truncated { len: 0, need: 14 }));
     assert_eq!(from(&good[..13]), Err(Truncated { len: 13, need: 14 }));
-    assert_eq!(from(&good[..14]), Err(Truncated { len: 14, need: 581 }));
-    assert_eq!(from(&good[..n - 1]), Err(Truncated { len: 580, need: 581 }));
+    assert_eq!(from(&good[..14]), Err(Truncated { len: 14, need: 609 }));
+    assert_eq!(from(&good[..n - 1]), Err(Truncated { len: 608, need: 609 }));
     // Trailing garbage.
     let mut long = good.clone();
     long.extend_from_slice(&[0; 3]);
@@ -719,28 +730,33 @@ fn every_byte_form_error() {
     assert_eq!(from(&b[..14]), Err(BadMagic { found: *b"XPMUSNAP" }));
     // A future format version: refused whatever follows, even at another length.
     let mut b = good.clone();
-    b[8] = 2;
-    assert_eq!(from(&b), Err(FutureVersion { found: 2, newest: 1 }));
+    b[8] = 3;
+    assert_eq!(from(&b), Err(FutureVersion { found: 3, newest: 2 }));
     let mut b = good[..20].to_vec();
     b[8..10].copy_from_slice(&0x1234u16.to_le_bytes());
-    assert_eq!(from(&b), Err(FutureVersion { found: 0x1234, newest: 1 }));
+    assert_eq!(from(&b), Err(FutureVersion { found: 0x1234, newest: 2 }));
+    // Format 1 (no identity): refused, however well-formed, at its own length too.
+    let mut b = good[..581].to_vec();
+    b[8] = 1;
+    b[10..14].copy_from_slice(&581u32.to_le_bytes());
+    assert_eq!(from(&resum(b)), Err(OldFormat { found: 1, oldest: 2 }));
     let mut b = good.clone();
     b[8] = 0;
     assert_eq!(from(&b), Err(BadFormatVersion { found: 0 }));
     // A wrong declared length.
     let mut b = good.clone();
     b[10..14].copy_from_slice(&580u32.to_le_bytes());
-    assert_eq!(from(&b), Err(BadLength { declared: 580, expected: 581 }));
+    assert_eq!(from(&b), Err(BadLength { declared: 580, expected: 609 }));
     // Corruption anywhere: in the body, in the header's length... and in the checksum itself.
-    for at in [14, 15, 16, 17, 100, 328, 329, 576] {
+    for at in [14, 15, 16, 17, 100, 328, 329, 576, 577, 590, 604] {
         let mut b = good.clone();
         b[at] ^= 0x10;
         assert!(matches!(from(&b), Err(Checksum { .. })), "byte {at} flipped: {:?}", from(&b));
     }
     let mut b = good.clone();
-    b[578] ^= 1;
-    let stored = u32::from_le_bytes(b[577..].try_into().unwrap());
-    assert_eq!(from(&b), Err(Checksum { stored, computed: crc32(&good[..577]) }));
+    b[606] ^= 1;
+    let stored = u32::from_le_bytes(b[605..].try_into().unwrap());
+    assert_eq!(from(&b), Err(Checksum { stored, computed: crc32(&good[..605]) }));
     // A PMU version byte that is not a PMUVer vpmu knows, with a right checksum.
     for pmuver in [0u8, 2, 3, 7, 8, 0xf, 0xff] {
         let mut b = good.clone();
@@ -753,8 +769,49 @@ fn every_byte_form_error() {
     assert_eq!(from(&resum(b)).map(|s| s.counters), Ok(200));
     // The fuzz target's repair gives a decodable form.
     let fixed = repair(b"hello");
-    assert_eq!(fixed.len(), 581);
+    assert_eq!(fixed.len(), 609);
     assert_eq!(from(&fixed).map(|s| (s.counters, s.version)), Ok((0, PmuVersion::V3)));
+}
+
+/// Issue 9, bug 4: a state restores only into a PMU the guest sees the same way. It used to
+/// restore into one with another interrupt, `PMCR.IMP`/`IDCODE`, `PMMIR`, filter or `PMCEID`.
+#[test]
+fn a_state_restores_only_into_a_pmu_with_the_same_identity() {
+    use vpmu::config::{FilterAction, PmuIrq};
+    use IdentityField::*;
+    let base = PmuConfig::builder()
+        .counters(4)
+        .irq(PmuIrq::Ppi(23))
+        .identity(0x41, 2)
+        .pmmir(0x10)
+        .filter(FilterAction::Deny, 0x10..=0x10)
+        .unwrap();
+    let cfg = base.build().unwrap();
+    let mut src = Pmu::new(cfg, SoftBackend::new()).unwrap();
+    let _ = src.write(PmuReg::Pmcntenset, 1 << 31, El::El1);
+    let state = src.save();
+    assert_eq!(Pmu::new(cfg, SoftBackend::new()).unwrap().restore(&state), Ok(()));
+    let other = |b: vpmu::config::PmuConfigBuilder, backend: SoftBackend| Pmu::new(b.build().unwrap(), backend).unwrap().restore(&state);
+    let field = |r: Result<(), SnapshotError>| match r {
+        Err(SnapshotError::IdentityMismatch { field, .. }) => Some(field),
+        _ => None,
+    };
+    assert_eq!(field(other(base.irq(PmuIrq::Ppi(22)), SoftBackend::new())), Some(Irq));
+    assert_eq!(field(other(base.identity(0x42, 2), SoftBackend::new())), Some(Imp));
+    assert_eq!(field(other(base.identity(0x41, 3), SoftBackend::new())), Some(Idcode));
+    assert_eq!(field(other(base.pmmir(0x11), SoftBackend::new())), Some(Pmmir));
+    let refiltered = base.filter(FilterAction::Deny, 0x4000..=0x4000).unwrap();
+    assert_eq!(field(other(refiltered, SoftBackend::new())), Some(Filter));
+    // A host that cannot count CPU_CYCLES (0x11, PMCEID0 bit 17) shows the guest another PMCEID0: SW_INCR, INST_RETIRED, CHAIN.
+    let fewer = SoftBackend::with_events(&[0x08]);
+    assert_eq!(
+        other(base, fewer),
+        Err(SnapshotError::IdentityMismatch { field: Pmceid0, state: state.identity.pmceid[0], config: 0x4000_0101 })
+    );
+    // The refusal names the field, through the byte form too.
+    let back = PmuState::from_bytes(&state.to_bytes()).unwrap();
+    let e = Pmu::new(base.irq(PmuIrq::Ppi(22)).build().unwrap(), SoftBackend::new()).unwrap().restore(&back).unwrap_err();
+    assert!(e.to_string().contains("interrupt"), "{e}");
 }
 
 // =============================================================================================
@@ -993,7 +1050,7 @@ fn one_reg_pmcr_n_is_adopted_before_the_first_run_and_ignored_after() {
     assert_eq!(small.set_one_reg(id(PmuReg::Pmcr), 4 << PMCR_N_SHIFT), Ok(()));
     assert_eq!(small.config().counters(), 4);
     // After the first run: ignored, the other bits still stored.
-    p.start();
+    p.lock_config();
     p.set_one_reg(id(PmuReg::Pmcr), 2 << PMCR_N_SHIFT | PMCR_X).unwrap();
     assert_eq!(p.config().counters(), 6);
     assert_eq!(rd(&mut p, PmuReg::Pmcr), 6 << PMCR_N_SHIFT | PMCR_X);

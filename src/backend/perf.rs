@@ -807,7 +807,7 @@ struct Slot {
 /// use vpmu::backend::{CounterBackend, CounterId, CountRequest};
 ///
 /// let mut b = PerfBackend::with_mapping(|e| (e == 0x11).then_some(PerfEventSpec::TASK_CLOCK));
-/// let req = CountRequest { event: 0x11, el0: true, el1: false, period: 1 << 40 };
+/// let req = CountRequest::new(0x11, true, false, 1 << 40);
 /// match b.program(CounterId::Cycle, &req) {
 ///     Ok(()) => {
 ///         let first = b.read(CounterId::Cycle); // nanoseconds since program

@@ -1,6 +1,6 @@
 //! [`SoftBackend`]: deterministic counting for emulators and tests.
 
-use super::{CountRequest, CounterBackend, CounterId};
+use super::{CountRequest, CounterBackend, CounterId, EmulatedBackend};
 use crate::pmu::{bit, El};
 use crate::Pmu;
 
@@ -143,7 +143,7 @@ impl SoftBackend {
 
     /// Records `k` occurrences of `event` at the current exception level. Returns whether a
     /// counter reached its period (an overflow): the caller must then call
-    /// [`Pmu::sync`]. [`Pmu::count`] does both.
+    /// [`Pmu::sync`]. [`Pmu::count`](crate::Pmu::count) does both.
     ///
     /// O(distinct (event, filter) pairs programmed), independent of how many counters count
     /// `event`.
@@ -315,28 +315,18 @@ impl CounterBackend for SoftBackend {
     }
 }
 
-impl Pmu<SoftBackend> {
-    /// Reports `k` occurrences of `event` at the current exception level, and handles any
-    /// overflow they cause (overflow flags, `CHAIN`, the interrupt level).
-    ///
-    /// Report cycles as `CPU_CYCLES` (0x11): they drive `PMCCNTR` and any event counter
-    /// counting 0x11. O(1) in the number of counters counting `event`.
-    pub fn count(&mut self, event: u16, k: u64) {
-        if self.backend_mut().record(event, k) {
-            self.sync();
-        }
+impl EmulatedBackend for SoftBackend {
+    #[inline]
+    fn record(&mut self, event: u16, k: u64) -> bool {
+        SoftBackend::record(self, event, k)
     }
 
-    /// Reports that the guest now runs at `el`.
-    pub fn set_el(&mut self, el: El) {
-        self.backend_mut().set_el(el);
+    fn set_el(&mut self, el: El) {
+        SoftBackend::set_el(self, el);
     }
 
-    /// How many more occurrences of `event` at the current exception level make a counter
-    /// overflow; `None` if none can.
-    #[must_use]
-    pub fn events_until_overflow(&self, event: u16) -> Option<u64> {
-        self.backend().events_until_overflow(event)
+    fn events_until_overflow(&self, event: u16) -> Option<u64> {
+        SoftBackend::events_until_overflow(self, event)
     }
 }
 

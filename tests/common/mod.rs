@@ -16,7 +16,7 @@ pub mod arch;
 use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
 use vpmu::decode::Gpr;
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Outcome, Pmu, SoftBackend};
+use vpmu::{CounterBackend, El, Outcome, Pmu, SoftBackend};
 
 /// The PMU under test: vpmu over its software backend.
 pub type SoftPmu = Pmu<SoftBackend>;
@@ -67,7 +67,7 @@ pub fn pmu_supporting(cfg: PmuConfig, supported: Option<&[u16]>) -> SoftPmu {
 
 /// Reads `reg` at EL1; the read must be answered.
 #[track_caller]
-pub fn rd(p: &mut SoftPmu, reg: PmuReg) -> u64 {
+pub fn rd<B: CounterBackend>(p: &mut Pmu<B>, reg: PmuReg) -> u64 {
     match p.read(reg, El::El1) {
         Outcome::Read(v) => v,
         other => panic!("reading {reg} at EL1 gave {other:?}"),
@@ -76,7 +76,7 @@ pub fn rd(p: &mut SoftPmu, reg: PmuReg) -> u64 {
 
 /// Writes `v` to `reg` at EL1; the write must take.
 #[track_caller]
-pub fn wr(p: &mut SoftPmu, reg: PmuReg, v: u64) {
+pub fn wr<B: CounterBackend>(p: &mut Pmu<B>, reg: PmuReg, v: u64) {
     assert_eq!(p.write(reg, v, El::El1), Outcome::Written, "writing {v:#x} to {reg} at EL1");
 }
 

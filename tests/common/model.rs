@@ -246,8 +246,10 @@ impl Model {
     }
 
     /// Adds `k` events to counter `i`: the value wraps at its width, every carry out of the
-    /// overflow bit sets PMOVSSET, and an even counter's carries go to a chained odd one.
-    fn add(&mut self, i: usize, k: u64) {
+    /// overflow bit sets PMOVSSET, and an even counter's carries go to a chained odd one when
+    /// the odd counter's own filter counts at `el`, the level the events happened at (Arm ARM
+    /// `AArch64.PMUCycle`: the CHAIN event counts only when `CountPMUEvents(idx + 1)`).
+    fn add(&mut self, i: usize, k: u64, el: El) {
         let old = self.cnt[i];
         let long = if i == CYCLE { self.lc() } else { self.v3p5() && self.pmcr & LP != 0 };
         let carries = if long { (u128::from(old) + u128::from(k)) >> 64 } else { (u128::from(old & LOW) + u128::from(k)) >> 32 };
@@ -255,8 +257,8 @@ impl Model {
         self.cnt[i] = if wide { old.wrapping_add(k) } else { old.wrapping_add(k) & LOW };
         if carries > 0 {
             self.ovs |= 1 << i;
-            if self.chains_into(i + 1) {
-                self.add(i + 1, carries as u64);
+            if self.chains_into(i + 1) && self.counts_at(i + 1, el) {
+                self.add(i + 1, carries as u64, el);
             }
         }
     }
@@ -277,7 +279,7 @@ impl Model {
         let el = self.el;
         for i in 0..self.n {
             if self.enabled(i) && self.counts_at(i, el) && self.event_of(i) == event && self.implemented(event) {
-                self.add(i, k);
+                self.add(i, k, el);
             }
         }
         if event == CPU_CYCLES && self.enabled(CYCLE) && self.counts_at(CYCLE, el) && self.implemented(CPU_CYCLES) {
@@ -289,7 +291,7 @@ impl Model {
                 k
             };
             if ticks > 0 {
-                self.add(CYCLE, ticks);
+                self.add(CYCLE, ticks, el);
             }
         }
     }
@@ -326,7 +328,7 @@ impl Model {
     fn swinc(&mut self, v: u64, el: El) {
         for i in 0..self.n {
             if v & (1 << i) != 0 && self.enabled(i) && self.event_of(i) == SW_INCR && self.counts_at(i, el) {
-                self.add(i, 1);
+                self.add(i, 1, el);
             }
         }
     }
@@ -459,6 +461,8 @@ impl Model {
                 }
                 self.cnt[i]
             }
+            // A register of a later architecture version than the model knows.
+            _ => return Outcome::Undefined,
         };
         if read {
             Outcome::Read(if aarch32 { value & LOW } else { value })
@@ -475,5 +479,27 @@ impl Model {
             self.typ[i] = w & mask;
         }
         self.typ[i]
+    }
+}
+
+/// Whether an AArch32 condition passes with flags `nzcv` (N, Z, C, V in bits 3..0): the Arm
+/// ARM's `ConditionHolds`, written out here rather than taken from vpmu.
+#[allow(dead_code)]
+pub fn condition_holds(cond: u8, nzcv: u8) -> bool {
+    let (n, z, c, v) = (nzcv & 8 != 0, nzcv & 4 != 0, nzcv & 2 != 0, nzcv & 1 != 0);
+    let base = match cond >> 1 {
+        0 => z,
+        1 => c,
+        2 => n,
+        3 => v,
+        4 => c && !z,
+        5 => n == v,
+        6 => n == v && !z,
+        _ => true,
+    };
+    if cond & 1 == 1 && cond != 0b1111 {
+        !base
+    } else {
+        base
     }
 }

@@ -5,7 +5,7 @@
 
 use core::hint::black_box;
 use vpmu::config::PmuConfig;
-use vpmu::{El, Params, Pmu, SoftBackend};
+use vpmu::{El, Params, Pmu, Pstate, SoftBackend};
 use vpmu_no_panic::{check, opaque};
 
 fn el() -> El {
@@ -21,7 +21,7 @@ check!(vpmu_panic_reachable_from_pmu_trap_path, {
     if let Ok(cfg) = cfg {
         if let Ok(mut pmu) = Pmu::new(cfg, SoftBackend::new()) {
             let mut x = [0u64; 31];
-            let _ = black_box(pmu.handle_esr(opaque(), el(), &mut x));
+            let _ = black_box(pmu.handle_esr(opaque(), Pstate::from_spsr(opaque()).unwrap_or(Pstate::EL1), &mut x));
             let _ = black_box(pmu.handle_insn(opaque(), el(), &mut x));
             if let Ok(reg) = black_box("PMXEVCNTR_EL0").parse() {
                 let _ = black_box(pmu.emulate(reg, Params { op: vpmu::Op::Write(opaque()), aarch32: opaque(), el: el() }));

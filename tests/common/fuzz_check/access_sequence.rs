@@ -1,5 +1,5 @@
 //! `access_sequence`: an arbitrary configuration and an arbitrary sequence of steps, run on a
-//! `Pmu<SoftBackend>` and on the eager reference model (`tests/common/model.rs`) side by side.
+//! `Pmu<Delayed>` and on the eager reference model (`tests/common/model.rs`) side by side.
 //!
 //! Steps are register accesses through [`Pmu::handle_esr`] — syndromes built from any register
 //! with [`SysregAccess::to_esr`], AArch64 `MRS`/`MSR` (the zero register included), AArch32
@@ -17,18 +17,29 @@
 //!
 //! At the end every register is read on a clone and compared with the model.
 //!
+//! Every input runs twice: on the `SoftBackend`, and on `Delayed`, a `SoftBackend` whose
+//! overflow signal stays pending until the `Pmu` asks (`tests/common/delayed.rs`), as a physical
+//! PMU interrupt or a perf signal may. The interrupt level and the bitmaps are read on clones,
+//! so the checks do not deliver the signal.
+//!
+//! AArch32 accesses carry a condition and the guest's flags: one that fails must be
+//! `ConditionFailed` and change nothing (the model evaluates the condition itself).
+//!
 //! The input is read with a small byte reader rather than `arbitrary`, so that this file, like
 //! `mod.rs`, needs nothing but `std` and vpmu's public API: `tests/fuzz_corpus.rs` replays the
 //! corpus through it on stable Rust under plain `cargo test`. A missing byte reads as zero.
 
+#[path = "../delayed.rs"]
+mod delayed;
 #[path = "../model.rs"]
 mod model;
 
+use delayed::Delayed;
 use model::Model;
 use vpmu::config::{El0Denial, FilterAction, PmuConfig, PmuVersion};
 use vpmu::decode::{Cond, Direction, Gpr, SysregAccess, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, GuestRegs, Op, Outcome, Params, Pmu, PmuState, SoftBackend};
+use vpmu::{El, GuestRegs, Op, Outcome, Params, Pmu, PmuState, Pstate, SoftBackend};
 
 /// The most steps one input runs.
 pub const MAX_STEPS: usize = 200;
@@ -178,7 +189,7 @@ macro_rules! ensure {
 }
 
 /// One register access: the syndrome, and what the model expects.
-fn access(b: &mut Bytes, pmu: &mut Pmu<SoftBackend>, model: &mut Model, aarch32_el0: bool) -> Result<(), String> {
+fn access(b: &mut Bytes, pmu: &mut Pmu<Delayed>, model: &mut Model, aarch32_el0: bool) -> Result<(), String> {
     let all: Vec<PmuReg> = PmuReg::all().collect();
     let pick = usize::from(b.u8());
     // Counter registers by index mostly below N: the fuzzer meets existing counters more often.
@@ -214,6 +225,19 @@ fn access(b: &mut Bytes, pmu: &mut Pmu<SoftBackend>, model: &mut Model, aarch32_
     }
     let a = SysregAccess { reg, dir, xfer };
     let esr = a.to_esr().map_err(|e| format!("{a:?} has no syndrome: {e}"))?;
+    // The guest's flags, for a conditional AArch32 instruction; its SPSR (usr or svc mode).
+    let nzcv = if aarch32 && cond.is_some_and(|c| c != Cond::AL) { b.u8() & 0xf } else { 0 };
+    let pstate = if aarch32 {
+        let mode = if el == El::El0 { 0x10 } else { 0x13 };
+        Pstate::from_spsr(u64::from(nzcv) << 28 | mode).ok_or("an AArch32 SPSR was refused")?
+    } else {
+        Pstate::from(el)
+    };
+    // A trap from another level than the one events are reported at: the guest moved there.
+    if el != model.el() {
+        pmu.set_el(el);
+        model.set_el(el);
+    }
 
     // The guest's registers: junk everywhere, the value to write in Rt (and Rt2).
     let junk = 0x5a5a_0000_0000_0000 | u64::from(flags) << 8;
@@ -241,8 +265,10 @@ fn access(b: &mut Bytes, pmu: &mut Pmu<SoftBackend>, model: &mut Model, aarch32_
     };
     let before = regs.0;
     let op = if dir == Direction::Read { Op::Read } else { Op::Write(written) };
-    let want = model.access(reg, op, xfer.is_32bit(), el);
-    let got = pmu.handle_esr(esr, el, &mut regs).map_err(|e| format!("{a} (ESR {esr:#x}) did not decode: {e}"))?;
+    let fails = aarch32 && cond.is_some_and(|c| !model::condition_holds(c.get(), nzcv));
+    let want = if fails { Outcome::ConditionFailed } else { model.access(reg, op, xfer.is_32bit(), el) };
+    let got = pmu.handle_esr(esr, pstate, &mut regs).map_err(|e| format!("{a} (ESR {esr:#x}) did not decode: {e}"))?;
+    let got = got.outcome().ok_or_else(|| format!("{a} (ESR {esr:#x}) is not a PMU register to handle_esr"))?;
     ensure!(got == want, "{a} at {el:?} (ESR {esr:#x}, {op:?}): the PMU gives {got:?}, the model {want:?}");
 
     // The guest registers: a read lands where the transfer says, nothing else moves.
@@ -267,7 +293,7 @@ fn access(b: &mut Bytes, pmu: &mut Pmu<SoftBackend>, model: &mut Model, aarch32_
 
 /// PMCNTEN, PMINTEN and PMOVS read through both views on a clone: the same value, the model's,
 /// and no bit of a counter that does not exist.
-fn check_bitmaps(pmu: &Pmu<SoftBackend>, model: &Model) -> Result<(), String> {
+fn check_bitmaps(pmu: &Pmu<Delayed>, model: &Model) -> Result<(), String> {
     let mut pmu = pmu.clone();
     let mut model = model.clone();
     let absent = !(((1u64 << model.counters()) - 1) | 1 << 31);
@@ -284,7 +310,7 @@ fn check_bitmaps(pmu: &Pmu<SoftBackend>, model: &Model) -> Result<(), String> {
 }
 
 /// Every register read at EL1 on clones of both.
-fn check_registers(pmu: &Pmu<SoftBackend>, model: &Model) -> Result<(), String> {
+fn check_registers(pmu: &Pmu<Delayed>, model: &Model) -> Result<(), String> {
     let mut pmu = pmu.clone();
     let mut model = model.clone();
     for reg in PmuReg::all() {
@@ -299,8 +325,11 @@ fn check_registers(pmu: &Pmu<SoftBackend>, model: &Model) -> Result<(), String> 
 
 /// `events_until_overflow` is exact for counters the SoftBackend tracks exactly: those less than
 /// 2^62 events from their overflow (an input reports far fewer than 2^62 events in all).
-fn check_deadline(pmu: &Pmu<SoftBackend>, model: &Model, event: u16) -> Result<(), String> {
+fn check_deadline(pmu: &Pmu<Delayed>, model: &Model, event: u16) -> Result<(), String> {
     let want = model.events_until_overflow(event);
+    // A host with a late signal asks once it is handled (on a clone, which handles it).
+    let mut pmu = pmu.clone();
+    pmu.handle_overflows();
     let got = pmu.events_until_overflow(event);
     match want {
         Some(d) if d >= 1 << 62 => {
@@ -313,14 +342,14 @@ fn check_deadline(pmu: &Pmu<SoftBackend>, model: &Model, event: u16) -> Result<(
 
 /// Migration: the state saved, through its byte form, restored into a new PMU on a new backend
 /// (which the host tells the current EL). Guest-visible nothing changes: the model does not move.
-fn migrate(pmu: &mut Pmu<SoftBackend>, cfg: &PmuConfig, supported: Option<&[u16]>, el: El) -> Result<Pmu<SoftBackend>, String> {
+fn migrate(pmu: &mut Pmu<Delayed>, cfg: &PmuConfig, supported: Option<&[u16]>, el: El, delay: bool) -> Result<Pmu<Delayed>, String> {
     let state = pmu.save();
     let bytes = state.to_bytes();
     let back = PmuState::from_bytes(&bytes).map_err(|e| format!("the saved state's bytes do not read back: {e}"))?;
     ensure!(back == state, "the saved state's bytes read back as {back:?}, not {state:?}");
-    let mut backend = supported.map_or_else(SoftBackend::new, SoftBackend::with_events);
-    backend.set_el(el);
-    let mut new = Pmu::new(*cfg, backend).map_err(|e| format!("Pmu::new refused {cfg:?}: {e}"))?;
+    let backend = supported.map_or_else(SoftBackend::new, SoftBackend::with_events);
+    let mut new = Pmu::new(*cfg, Delayed::new(backend, delay)).map_err(|e| format!("Pmu::new refused {cfg:?}: {e}"))?;
+    new.set_el(el);
     new.restore(&back).map_err(|e| format!("restoring the saved state {state:?} failed: {e}"))?;
     Ok(new)
 }
@@ -331,10 +360,15 @@ fn migrate(pmu: &mut Pmu<SoftBackend>, cfg: &PmuConfig, supported: Option<&[u16]
 ///
 /// A sentence naming the step and what disagreed.
 pub fn check(data: &[u8]) -> Result<(), String> {
+    run(data, false).map_err(|why| format!("SoftBackend: {why}"))?;
+    run(data, true).map_err(|why| format!("with a late overflow signal: {why}"))
+}
+
+fn run(data: &[u8], delay: bool) -> Result<(), String> {
     let mut b = Bytes::new(data);
     let (cfg, supported) = setup(&mut b)?;
     let backend = supported.as_deref().map_or_else(SoftBackend::new, SoftBackend::with_events);
-    let mut pmu = Pmu::new(cfg, backend).map_err(|e| format!("Pmu::new refused {cfg:?}: {e}"))?;
+    let mut pmu = Pmu::new(cfg, Delayed::new(backend, delay)).map_err(|e| format!("Pmu::new refused {cfg:?}: {e}"))?;
     let mut model = Model::new(&cfg, supported.as_deref());
     let mut step = 0;
     while !b.is_empty() && step < MAX_STEPS {
@@ -361,14 +395,11 @@ pub fn check(data: &[u8]) -> Result<(), String> {
                 pmu.reset_pmcr();
                 model.reset_pmcr();
             }
-            _ => pmu = migrate(&mut pmu, &cfg, supported.as_deref(), model.el()).map_err(at)?,
+            _ => pmu = migrate(&mut pmu, &cfg, supported.as_deref(), model.el(), delay).map_err(at)?,
         }
-        ensure!(
-            pmu.irq_level() == model.irq_level(),
-            "step {step}: the PMU's interrupt level is {}, the model's {}",
-            pmu.irq_level(),
-            model.irq_level()
-        );
+        // On a clone: sampling the level handles pending overflows, which would end the delay.
+        let level = pmu.clone().irq_level();
+        ensure!(level == model.irq_level(), "step {step}: the PMU's interrupt level is {level}, the model's {}", model.irq_level());
         check_bitmaps(&pmu, &model).map_err(|why| format!("step {step}: {why}"))?;
     }
     check_registers(&pmu, &model)
