@@ -15,7 +15,7 @@
 //! the PMU exactly as it was (same `save()`, same backend); an accepted one must read back as
 //! the state (`save()` gives it), and the PMU must keep counting without a panic.
 //!
-//! Like `lib.rs`, a plain module: `std` and vpmu's public API only.
+//! Like `mod.rs`, a plain module: `std` and vpmu's public API only.
 
 use vpmu::config::{PmuConfig, PmuVersion};
 use vpmu::reg::{EventCounter, PmuReg};
