@@ -547,6 +547,16 @@ impl<B: CounterBackend> Pmu<B> {
     /// Call it when the host learns of an overflow — after its physical PMU interrupt handler
     /// or perf signal handler recorded it in a [`PendingOverflow`](crate::backend::PendingOverflow)
     /// — then drive the interrupt from [`Pmu::irq_level`] (which calls this too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, El, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// pmu.handle_overflows(); // SoftBackend reports through Pmu::count: nothing pending
+    /// assert_eq!(pmu.read(PmuReg::Pmovsset, El::El1).value(), Some(0));
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
     pub fn handle_overflows(&mut self) {
         let bits = self.backend.take_overflows() & self.live;
         for_each_bit(bits, |i| self.settle(i));

@@ -218,6 +218,17 @@ pub enum TypeReg {
 /// `PMINTENCLR`, `PMOVSSET`/`PMOVSCLR`): the argument of
 /// [`Pmu::access_pmcnten`](crate::Pmu::access_pmcnten), [`Pmu::access_pminten`](crate::Pmu::access_pminten)
 /// and [`Pmu::access_pmovs`](crate::Pmu::access_pmovs).
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{config::PmuConfig, reg::SetClr, Outcome, Params, Pmu, SoftBackend, El};
+/// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+/// assert_eq!(pmu.access_pmcnten(SetClr::Set, Params::write(0b101, El::El1)), Outcome::Written);
+/// assert_eq!(pmu.access_pmcnten(SetClr::Clr, Params::write(0b001, El::El1)), Outcome::Written);
+/// assert_eq!(pmu.access_pmcnten(SetClr::Set, Params::read(El::El1)), Outcome::Read(0b100));
+/// # Ok::<(), vpmu::config::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -230,6 +241,16 @@ pub enum SetClr {
 
 /// The common-event identification registers, [`Pmu::access_pmceid`](crate::Pmu::access_pmceid)'s
 /// argument: `PMCEID2`/`PMCEID3` are the AArch32 views of the upper halves.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{config::PmuConfig, reg::PmceidReg, Params, Pmu, SoftBackend, El};
+/// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+/// let v = pmu.access_pmceid(PmceidReg::Pmceid0, Params::read(El::El1)).value();
+/// assert_eq!(v.map(|v| v & 1), Some(1)); // SW_INCR is always there
+/// # Ok::<(), vpmu::config::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -245,6 +266,13 @@ pub enum PmceidReg {
 }
 
 /// A register that is not of the narrower kind asked for.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::reg::{PmuReg, TypeReg, WrongRegister};
+/// assert_eq!(TypeReg::try_from(PmuReg::Pmcr), Err(WrongRegister(PmuReg::Pmcr)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WrongRegister(pub PmuReg);

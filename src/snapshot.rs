@@ -121,6 +121,13 @@ pub struct Identity {
 }
 
 /// A field of [`Identity`], for [`SnapshotError::IdentityMismatch`].
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::snapshot::IdentityField;
+/// assert_eq!(IdentityField::Pmceid0.to_string(), "PMCEID0_EL0");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

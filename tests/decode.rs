@@ -7,11 +7,11 @@
 //!   out here by hand rather than read from the crate;
 //! - every `DecodeError`, and `NotPmu` answers for the registers next door to the PMU's;
 //! - proptest properties over all of `u64` and `u32`, with the same per-input checks the fuzz
-//!   targets run (`fuzz/src/lib.rs`).
+//!   targets run (`tests/common/fuzz_check/`).
 
 mod common;
 #[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
+#[path = "common/fuzz_check/mod.rs"]
 mod fuzz_check;
 
 use std::iter;
@@ -679,7 +679,7 @@ fn any_access() -> impl Strategy<Value = SysregAccess> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(20_000))]
 
-    /// Any 64-bit value: `Ok` round-trips, an error is justified (see `fuzz/src/lib.rs`).
+    /// Any 64-bit value: `Ok` round-trips, an error is justified (see `common/fuzz_check/mod.rs`).
     #[test]
     fn decode_esr_is_total_and_round_trips(esr in any::<u64>()) {
         prop_assert_eq!(fuzz_check::check_esr(esr), Ok(()));

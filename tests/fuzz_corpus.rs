@@ -1,14 +1,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) on stable Rust, through the
-//! very checks the libFuzzer targets run (`fuzz/src/lib.rs`), so that plain `cargo test`
+//! very checks the libFuzzer targets run (`tests/common/fuzz_check/`), so that plain `cargo test`
 //! exercises every input the fuzzer found interesting.
 //!
+//! It reads the corpus as `tests/corpus/`, a symbolic link to `../fuzz/corpus` in the
+//! repository: `cargo package` never packs `fuzz/` (a package of its own) but follows the link,
+//! so the published crate holds the corpus there as plain files and replays it too.
+//!
 //! A missing or empty corpus directory is a failure, not a pass: this test must never
-//! silently test nothing. The list of targets is checked against `fuzz/fuzz_targets/` so a
-//! new target cannot be added without a corpus and a check here.
+//! silently test nothing. The corpus directories are checked against the list of targets here,
+//! and `tests/fuzz_targets.rs` checks them against `fuzz/fuzz_targets/` (in the repository
+//! only), so a new target cannot be added without a corpus and a check here.
 
 #[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
+#[path = "common/fuzz_check/mod.rs"]
 mod fuzz_check;
 
 use std::collections::BTreeSet;
@@ -17,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use fuzz_check::Target;
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("corpus")
 }
 
 /// The regular files of `dir`, sorted; panics if it is missing or holds none.
@@ -31,7 +36,7 @@ fn corpus_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn replay(target: Target) -> usize {
-    let dir = fuzz_dir().join("corpus").join(target.name());
+    let dir = corpus_dir().join(target.name());
     let files = corpus_files(&dir);
     let failures: Vec<String> = files
         .iter()
@@ -69,20 +74,19 @@ fn corpus_access_sequence() {
     assert!(replay(Target::AccessSequence) > 0);
 }
 
-/// The targets this test replays are exactly the ones cargo-fuzz builds, and each has a corpus.
+/// The targets this test replays are exactly the corpus directories (and `tests/fuzz_targets.rs`
+/// checks that those are exactly the targets cargo-fuzz builds).
 #[test]
-fn every_fuzz_target_is_replayed() {
-    let names = |dir: &Path, want_dirs: bool| -> BTreeSet<String> {
-        fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("{} is missing: {e}", dir.display()))
-            .map(|e| e.expect("read_dir entry").path())
-            .filter(|p| if want_dirs { p.is_dir() } else { p.extension().is_some_and(|x| x == "rs") })
-            .map(|p| p.file_stem().expect("file name").to_string_lossy().into_owned())
-            .collect()
-    };
+fn every_corpus_is_replayed() {
+    let dir = corpus_dir();
+    let dirs: BTreeSet<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{} is missing: {e}", dir.display()))
+        .map(|e| e.expect("read_dir entry").path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().expect("file name").to_string_lossy().into_owned())
+        .collect();
     let known: BTreeSet<String> = Target::ALL.iter().map(|t| t.name().to_owned()).collect();
-    assert_eq!(names(&fuzz_dir().join("fuzz_targets"), false), known, "fuzz/fuzz_targets/*.rs and Target::ALL disagree");
-    assert_eq!(names(&fuzz_dir().join("corpus"), true), known, "fuzz/corpus/* and Target::ALL disagree");
+    assert_eq!(dirs, known, "the corpus directories (fuzz/corpus/*) and Target::ALL disagree");
 }
 
 /// The checks can fail: a decoder answer that disagrees with the register table is caught.

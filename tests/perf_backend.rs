@@ -84,7 +84,11 @@ fn esr(reg: PmuReg, dir: Direction, rt: u8) -> u64 {
 fn msr<B: CounterBackend>(pmu: &mut Pmu<B>, reg: PmuReg, value: u64) {
     let mut x = [0u64; 31];
     x[0] = value;
-    assert_eq!(pmu.handle_esr(esr(reg, Direction::Write, 0), Pstate::EL1, &mut x).unwrap().outcome(), Some(Outcome::Written), "MSR {reg:?}");
+    assert_eq!(
+        pmu.handle_esr(esr(reg, Direction::Write, 0), Pstate::EL1, &mut x).unwrap().outcome(),
+        Some(Outcome::Written),
+        "MSR {reg:?}"
+    );
 }
 
 /// The guest runs `MRS X3, <reg>` at EL1.

@@ -17,10 +17,10 @@ mod common;
 #[path = "common/model.rs"]
 mod model;
 
-/// The `restore_bytes` fuzz target's per-input check (alone: `fuzz/src/lib.rs` would bring the
+/// The `restore_bytes` fuzz target's per-input check (alone: `fuzz_check/mod.rs` would bring the
 /// model in a second time).
 #[allow(dead_code)]
-#[path = "../fuzz/src/restore_bytes.rs"]
+#[path = "common/fuzz_check/restore_bytes.rs"]
 mod restore_bytes;
 
 use model::Model;

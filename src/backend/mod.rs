@@ -446,6 +446,16 @@ pub trait CounterBackend {
 /// [`Pmu::events_until_overflow`](crate::Pmu::events_until_overflow) need. [`SoftBackend`]
 /// implements it; an emulator with its own counting implements it for its backend and gets
 /// the same `Pmu` helpers.
+///
+/// # Examples
+///
+/// ```
+/// use vpmu::{backend::EmulatedBackend, El, SoftBackend};
+/// let mut b = SoftBackend::new();
+/// b.set_el(El::El0);
+/// assert!(!EmulatedBackend::record(&mut b, 0x08, 10)); // nothing programmed: no overflow
+/// assert_eq!(EmulatedBackend::events_until_overflow(&b, 0x08), None);
+/// ```
 pub trait EmulatedBackend: CounterBackend {
     /// Records `k` occurrences of `event` at the current exception level. Returns whether a
     /// counter reached its period: the `Pmu` then handles it at once.

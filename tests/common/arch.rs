@@ -10,7 +10,7 @@
 // Two ways in: the integration tests have it as `common::arch` (`pub mod arch;` in `mod.rs`);
 // the reference model `model.rs` pastes it into a module of its own with `include!`, so that
 // the model stands alone where the benches and the fuzz crate include it, and so that a test
-// crate that has both (directly, or through the fuzz crate's `lib.rs`) does not load this file
+// crate that has both (directly, or through `fuzz_check/`) does not load this file
 // as a module twice. Hence plain `pub const`s only: no inner attributes (`//!`, `#![...]`), no
 // `use`, no `mod`.
 

@@ -5,7 +5,9 @@
 //! Each test file includes it with `mod common;` and imports what it uses; a helper that only
 //! one file needs stays in that file. The reference model, `model.rs` beside this file, is not
 //! part of it: it is included on its own (`#[path = "common/model.rs"] mod model;`) by the tests
-//! that use it, the benches and the fuzz crate.
+//! that use it, the benches and the fuzz crate. So are the fuzz targets' per-input checks,
+//! `fuzz_check/` beside this file (`#[path = "common/fuzz_check/mod.rs"] mod fuzz_check;`),
+//! which are also the fuzz crate's library.
 #![allow(dead_code)] // every test binary uses a different part
 
 /// The architecture's numbers, from the Arm ARM: see the file.

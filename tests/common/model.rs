@@ -39,8 +39,8 @@ mod arch {
 
 // The model's own short names for them.
 use arch::{
-    CHAIN, CPU_CYCLES, F_M, F_NSK, F_NSU, F_P, F_U, PMCR_C as C, PMCR_D as D, PMCR_DP as DP, PMCR_E as E, PMCR_LC as LC,
-    PMCR_LP as LP, PMCR_P as P, PMCR_X as X, PMUSERENR_CR as CR, PMUSERENR_EN as EN, PMUSERENR_ER as ER, PMUSERENR_SW as SW, SW_INCR,
+    CHAIN, CPU_CYCLES, F_M, F_NSK, F_NSU, F_P, F_U, PMCR_C as C, PMCR_D as D, PMCR_DP as DP, PMCR_E as E, PMCR_LC as LC, PMCR_LP as LP,
+    PMCR_P as P, PMCR_X as X, PMUSERENR_CR as CR, PMUSERENR_EN as EN, PMUSERENR_ER as ER, PMUSERENR_SW as SW, SW_INCR,
 };
 
 const LOW: u64 = 0xffff_ffff;

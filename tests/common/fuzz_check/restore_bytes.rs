@@ -15,7 +15,7 @@
 //! the PMU exactly as it was (same `save()`, same backend); an accepted one must read back as
 //! the state (`save()` gives it), and the PMU must keep counting without a panic.
 //!
-//! Like `lib.rs`, a plain module: `std` and vpmu's public API only.
+//! Like `mod.rs`, a plain module: `std` and vpmu's public API only.
 
 use vpmu::config::{PmuConfig, PmuVersion};
 use vpmu::reg::{EventCounter, PmuReg};
@@ -149,8 +149,7 @@ fn fixtures(state: &PmuState) -> Vec<Pmu<SoftBackend>> {
     let mut out = Vec::new();
     for (counters, version) in own.into_iter().chain([(6, PmuVersion::V3p5)]) {
         for permissive in [true, false] {
-            let cfg =
-                PmuConfig::builder().counters(counters).version(version).aarch32_el0(permissive).el3(permissive).build();
+            let cfg = PmuConfig::builder().counters(counters).version(version).aarch32_el0(permissive).el3(permissive).build();
             let Ok(cfg) = cfg else { continue };
             let Ok(mut pmu) = Pmu::new(cfg, SoftBackend::new()) else { continue };
             busy(&mut pmu);

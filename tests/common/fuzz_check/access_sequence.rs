@@ -26,12 +26,12 @@
 //! `ConditionFailed` and change nothing (the model evaluates the condition itself).
 //!
 //! The input is read with a small byte reader rather than `arbitrary`, so that this file, like
-//! `lib.rs`, needs nothing but `std` and vpmu's public API: `tests/fuzz_corpus.rs` replays the
+//! `mod.rs`, needs nothing but `std` and vpmu's public API: `tests/fuzz_corpus.rs` replays the
 //! corpus through it on stable Rust under plain `cargo test`. A missing byte reads as zero.
 
-#[path = "../../tests/common/delayed.rs"]
+#[path = "../delayed.rs"]
 mod delayed;
-#[path = "../../tests/common/model.rs"]
+#[path = "../model.rs"]
 mod model;
 
 use delayed::Delayed;

@@ -2,11 +2,15 @@
 //!
 //! Three users read this file, so that an input is judged the same way everywhere:
 //!
-//! - the libFuzzer targets in `fuzz/fuzz_targets/`, through this crate (`vpmu_fuzz`);
+//! - the libFuzzer targets in `fuzz/fuzz_targets/`, through the fuzz crate's library
+//!   (`vpmu_fuzz`), whose root this file is (`[lib] path` in `fuzz/Cargo.toml`);
 //! - `tests/fuzz_corpus.rs`, which replays the committed corpus on stable Rust under plain
 //!   `cargo test` (it includes this file with `#[path]`, so it must stay a plain module: no
 //!   crate-level attributes, nothing but `std` and vpmu's public API);
 //! - the proptest properties of `tests/decode.rs`, the same way.
+//!
+//! It lives under `tests/` rather than `fuzz/` because `cargo package` never packs `fuzz/` (a
+//! package of its own): here, the published crate's tests that use it still compile.
 //!
 //! Each check returns `Err` with a sentence naming the input and what went wrong; the fuzz
 //! targets turn that into a panic (a crash for libFuzzer), the replay test into a failure that
