@@ -19,7 +19,6 @@ check!(vpmu_panic_reachable_from_config, {
         .counters(opaque())
         .version(version)
         .aarch32_el0(opaque())
-        .el2(opaque())
         .el3(opaque())
         .identity(opaque(), opaque())
         .pmmir(opaque())

@@ -16,7 +16,7 @@ check!(vpmu_panic_reachable_from_snapshot, {
         2 => PmuVersion::V3p4,
         _ => PmuVersion::V3p5,
     };
-    let cfg = PmuConfig::builder().counters(opaque()).version(version).aarch32_el0(opaque()).el2(opaque()).el3(opaque()).build();
+    let cfg = PmuConfig::builder().counters(opaque()).version(version).aarch32_el0(opaque()).el3(opaque()).build();
     if let Ok(cfg) = cfg {
         if let Ok(mut pmu) = Pmu::new(cfg, SoftBackend::new()) {
             pmu.count(opaque(), opaque());
