@@ -1113,6 +1113,6 @@ fn write_restore_bytes_seeds() {
         p.count(CPU_CYCLES, 12_345);
         let b = p.save().to_bytes();
         // (Named by the checksum of the contents: a CRC over data and its own CRC is a constant.)
-        std::fs::write(dir.join(format!("seed-{:08x}", crc32(&b[..577]))), b).unwrap();
+        std::fs::write(dir.join(format!("seed-{:08x}", crc32(&b[..PmuState::BYTES - 4]))), b).unwrap();
     }
 }
