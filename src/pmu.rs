@@ -624,7 +624,7 @@ impl<B: CounterBackend> Pmu<B> {
         };
         let out = self.guest_access(reg, Params { op, aarch32, el });
         if let Outcome::Read(v) = out {
-            set_gpr(regs, rt, v);
+            set_gpr(regs, rt, if aarch32 { v & LOW32 } else { v });
         }
         out
     }
