@@ -700,17 +700,33 @@ impl<B: CounterBackend> Pmu<B> {
         })
     }
 
-    /// A 64-bit read of `reg` at `el`, without general-purpose registers.
+    /// The guest's 64-bit `MRS` of `reg` at `el`, without general-purpose registers: every
+    /// guest rule applies (`PMUSERENR` at EL0, UNDEFINED encodings). For the VMM's view,
+    /// without guest rules, use [`Pmu::get_reg`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, reg::PmuReg, El, Outcome, Pmu, SoftBackend};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// assert_eq!(pmu.read(PmuReg::Pmcr, El::El0), Outcome::TrapToEl1); // PMUSERENR is 0
+    /// assert_eq!(pmu.get_reg(PmuReg::Pmcr), Ok(6 << 11));
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
     pub fn read(&mut self, reg: PmuReg, el: El) -> Outcome {
         self.emulate(reg, Params::read(el))
     }
 
-    /// A 64-bit write of `value` to `reg` at `el`, without general-purpose registers.
+    /// The guest's 64-bit `MSR` of `value` to `reg` at `el`, without general-purpose
+    /// registers: every guest rule and action applies (`PMCR.P`, `PMSWINC`). For the VMM's
+    /// raw write, use [`Pmu::set_reg`].
     pub fn write(&mut self, reg: PmuReg, value: u64, el: El) -> Outcome {
         self.emulate(reg, Params::write(value, el))
     }
 
-    /// Emulates one access to `reg`: the dispatch to the per-register handlers.
+    /// A guest access to `reg` as the handler API sees it ([`Params`]: read or write, 32- or
+    /// 64-bit, the exception level): the dispatch to the per-register handlers
+    /// ([`Pmu::access_pmcr`], ...), for a host that decoded the access itself.
     #[inline]
     pub fn emulate(&mut self, reg: PmuReg, p: Params) -> Outcome {
         match reg {
