@@ -148,6 +148,7 @@ impl Cond {
     /// assert!(Cond::AL.passes(0));
     /// ```
     #[must_use]
+    #[inline]
     pub const fn passes(self, nzcv: u32) -> bool {
         let n = nzcv & (1 << 31) != 0;
         let z = nzcv & (1 << 30) != 0;

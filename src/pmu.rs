@@ -93,6 +93,7 @@ impl Pstate {
     /// syndrome's CV was 0) executes: by `cond` when the syndrome has one, else by the `IT`
     /// state (a T32 instruction in an IT block), else unconditionally.
     #[must_use]
+    #[inline]
     pub const fn passes(self, cond: Option<Cond>) -> bool {
         match cond {
             Some(c) => c.passes(self.nzcv),
@@ -727,7 +728,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// A guest access to `reg` as the handler API sees it ([`Params`]: read or write, 32- or
     /// 64-bit, the exception level): the dispatch to the per-register handlers
     /// ([`Pmu::access_pmcr`], ...), for a host that decoded the access itself.
-    #[inline]
+    #[inline(always)]
     pub fn emulate(&mut self, reg: PmuReg, p: Params) -> Outcome {
         match reg {
             PmuReg::Pmcr => self.access_pmcr(p),
