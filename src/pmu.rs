@@ -799,6 +799,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMCR_EL0`: stores E, D, X, DP, LC (RES1 without AArch32 EL0) and LP (PMUv3p5); `P`
     /// zeroes every event counter (all 64 bits), `C` the cycle counter; both read as 0. `N`,
     /// `IDCODE` and `IMP` come from the configuration; writes to them are ignored.
+    #[inline]
     pub fn access_pmcr(&mut self, p: Params) -> Outcome {
         if let Err(f) = self.check(PmuReg::Pmcr, &p) {
             return f.into();
@@ -843,6 +844,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMSELR_EL0`: only `SEL`, bits \[4:0\]. Any value may be written, even one that selects
     /// no counter: the `PMXEV*` accesses through it are what fail.
+    #[inline]
     pub fn access_pmselr(&mut self, p: Params) -> Outcome {
         if let Err(f) = self.check(PmuReg::Pmselr, &p) {
             return f.into();
@@ -861,6 +863,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// `SW_INCR` and `CHAIN`; `STALL_SLOT*` hidden while `PMMIR.SLOTS` is 0; the upper halves
     /// (events 0x4000..) only from PMUv3p1; the AArch32 `PMCEID2`/`PMCEID3` do not exist
     /// before PMUv3p1 (UNDEFINED).
+    #[inline]
     pub fn access_pmceid(&mut self, reg: PmceidReg, p: Params) -> Outcome {
         let checked = match reg {
             PmceidReg::Pmceid0 => self.check(PmuReg::Pmceid0, &p),
@@ -909,6 +912,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// requires: KVM aliases `PMCCNTR`, QEMU reads zero) or `SEL` in `N..=30`. That rule
     /// applies to *permitted* accesses: an EL0 access `PMUSERENR` forbids is
     /// [`Outcome::TrapToEl1`] whatever the index.
+    #[inline]
     pub fn access_pmu_evcntr(&mut self, reg: CounterReg, p: Params) -> Outcome {
         let (checked, id) = match reg {
             CounterReg::Pmccntr => (self.check(PmuReg::Pmccntr, &p), Some(CounterId::Cycle)),
@@ -947,6 +951,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// when `PMSELR.SEL` = 31). Writable: the event number (10 bits before PMUv3p1, 16 from
     /// it; none for `PMCCFILTR`), `P` and `U`, `NSK`, `NSU` and `M` with EL3 (`NSH` is RES0: no guest EL2 is modelled).
     /// UNDEFINED for counters `n >= N`, direct or through `SEL`.
+    #[inline]
     pub fn access_pmu_evtyper(&mut self, reg: TypeReg, p: Params) -> Outcome {
         let (checked, id) = match reg {
             TypeReg::Pmccfiltr => (self.check(PmuReg::Pmccfiltr, &p), Some(CounterId::Cycle)),
@@ -1005,6 +1010,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMCNTENSET_EL0` / `PMCNTENCLR_EL0`: both read the enables; a write sets or clears the
     /// bits written as 1. Bits of counters that do not exist read 0 and ignore writes.
+    #[inline]
     pub fn access_pmcnten(&mut self, reg: SetClr, p: Params) -> Outcome {
         let checked = match reg {
             SetClr::Set => self.check(PmuReg::Pmcntenset, &p),
@@ -1031,6 +1037,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMINTENSET_EL1` / `PMINTENCLR_EL1`: the overflow interrupt enables, set/clear
     /// semantics. UNDEFINED at EL0.
+    #[inline]
     pub fn access_pminten(&mut self, reg: SetClr, p: Params) -> Outcome {
         let checked = match reg {
             SetClr::Set => self.check(PmuReg::Pmintenset, &p),
@@ -1045,6 +1052,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// `PMOVSSET_EL0` / `PMOVSCLR_EL0`: the overflow flags, set/clear semantics. Setting a
     /// flag can raise the interrupt, clearing one lower it.
+    #[inline]
     pub fn access_pmovs(&mut self, reg: SetClr, p: Params) -> Outcome {
         let checked = match reg {
             SetClr::Set => self.check(PmuReg::Pmovsset, &p),
@@ -1062,6 +1070,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// `PMSWINC_EL0`: write-only. Increments each event counter whose bit is written as 1,
     /// that exists, is typed `SW_INCR`, is enabled in `PMCNTENSET` with `PMCR.E` = 1, and
     /// whose filter counts at the exception level of the write. Bit 31 is ignored.
+    #[inline]
     pub fn access_pmswinc(&mut self, p: Params) -> Outcome {
         if let Err(f) = self.check(PmuReg::Pmswinc, &p) {
             return f.into();
@@ -1080,6 +1089,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// `PMUSERENR_EL0`: `EN`, `SW`, `CR`, `ER`. Readable at EL0, writable only at EL1.
+    #[inline]
     pub fn access_pmuserenr(&mut self, p: Params) -> Outcome {
         if let Err(f) = self.check(PmuReg::Pmuserenr, &p) {
             return f.into();
@@ -1094,6 +1104,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     /// `PMMIR_EL1`: read-only, from the configuration; UNDEFINED before PMUv3p4 and at EL0.
+    #[inline]
     pub fn access_pmmir(&mut self, p: Params) -> Outcome {
         if self.cfg.version < PmuVersion::V3p4 {
             return Outcome::Undefined;
