@@ -339,6 +339,18 @@ impl fmt::Display for EncodeError {
 
 impl core::error::Error for EncodeError {}
 
+/// The condition of a trapped AArch32 instruction from its ISS (EC 0x03/0x04): `COND` when
+/// `CV` is 1, `None` when the syndrome carries none. The decoder and the trap path's fast
+/// lookup both read it here.
+#[inline]
+pub(crate) const fn iss_cond(iss: u64) -> Option<Cond> {
+    if bits(iss, 24, 1) == 1 {
+        Some(Cond(bits(iss, 20, 4)))
+    } else {
+        None
+    }
+}
+
 /// Extracts `width` bits at `shift` as a `u8`; `width <= 8`.
 const fn bits(v: u64, shift: u32, width: u32) -> u8 {
     ((v >> shift) & (1u64 << width).wrapping_sub(1)) as u8
@@ -418,7 +430,7 @@ fn decode_esr_then<R>(esr: u64, pmu: impl FnOnce(SysregAccess) -> R, other: impl
     let dir = dir_of(bits(iss, 0, 1));
     let rt = Gpr(bits(iss, 5, 5));
     let crm = bits(iss, 1, 4);
-    let cond = || (bits(iss, 24, 1) == 1).then_some(Cond(bits(iss, 20, 4)));
+    let cond = || iss_cond(iss);
     // Each arm looks its register up from the fields it has, and builds the generic
     // `OtherSysreg` only when it is not a PMU register.
     Ok(match ec {

@@ -5,7 +5,7 @@ use core::fmt;
 use crate::backend::{CountRequest, CounterBackend, CounterId, EmulatedBackend};
 use crate::config::{ConfigError, El0Denial, PmuConfig, PmuVersion, EVENTS_STALL_SLOT, EVENT_CHAIN, EVENT_CPU_CYCLES, EVENT_SW_INCR};
 use crate::decode::{
-    decode_esr, decode_insn, Cond, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer, EC_CP15_32, EC_SYS64, ISS_MASK,
+    decode_esr, decode_insn, iss_cond, Cond, DecodeError, Decoded, Direction, Gpr, SysregAccess, Xfer, EC_CP15_32, EC_SYS64, ISS_MASK,
 };
 use crate::field::{EvtypeFilter, Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
@@ -668,8 +668,7 @@ impl<B: CounterBackend> Pmu<B> {
             }
         } else if esr >> 25 == u64::from(EC_CP15_32) << 1 | 1 {
             if let Some(reg) = reg::cp15_fast(iss) {
-                let cond = if iss & (1 << 24) != 0 { Cond::new(((iss >> 20) & 0xf) as u8) } else { None };
-                if !pstate.passes(cond) {
+                if !pstate.passes(iss_cond(iss.into())) {
                     return Ok(Trap::Pmu(Outcome::ConditionFailed));
                 }
                 return Ok(Trap::Pmu(self.transfer(reg, read, rt, true, pstate.el(), regs)));

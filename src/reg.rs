@@ -437,7 +437,7 @@ const fn fast_fields(k: usize) -> (u8, u8, u8, u8) {
 }
 
 /// The register at CRn 14 (`PMEVCNTR<n>`, `PMEVTYPER<n>`, `PMCCFILTR`) for CRm, op2; the rule
-/// [`PmuReg::from_crn14`] follows.
+/// [`PmuReg::from_a64`] and [`PmuReg::from_cp15`] follow there.
 #[allow(clippy::arithmetic_side_effects)]
 const fn crn14(crm: u8, op2: u8) -> Option<PmuReg> {
     let n = ((crm & 3) << 3) | (op2 & 7);
@@ -625,7 +625,7 @@ impl PmuReg {
                 let k = (usize::from(id.op1 == 3) << 5) | crn9_index(id.crm, id.op2)?;
                 A64_CRN9.get(k).copied().flatten()
             }
-            14 if id.op1 == 3 => Self::from_crn14(id.crm, id.op2),
+            14 if id.op1 == 3 => crn14(id.crm, id.op2),
             _ => None,
         }
     }
@@ -640,7 +640,7 @@ impl PmuReg {
         }
         match id.crn {
             9 => CP15_CRN9.get(crn9_index(id.crm, id.opc2)?).copied().flatten(),
-            14 => Self::from_crn14(id.crm, id.opc2),
+            14 => crn14(id.crm, id.opc2),
             _ => None,
         }
     }
@@ -650,11 +650,6 @@ impl PmuReg {
     #[inline]
     pub fn from_cp15_wide(id: Cp15WideId) -> Option<PmuReg> {
         (id == Cp15WideId { opc1: 0, crm: 9 }).then_some(PmuReg::Pmccntr)
-    }
-
-    #[inline]
-    fn from_crn14(crm: u8, op2: u8) -> Option<PmuReg> {
-        crn14(crm, op2)
     }
 
     /// How the register may be accessed.
