@@ -79,7 +79,7 @@ fn main() {
             black_box((black_box(esr), &mut x));
         } else {
             let out = pmu.handle_esr(black_box(esr), Pstate::EL1, &mut x);
-            black_box(out.ok());
+            black_box(&out);
         }
         sum = sum.wrapping_add(x[2]);
     }

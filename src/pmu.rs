@@ -294,6 +294,9 @@ const LOW32: u64 = 0xffff_ffff;
 #[derive(Clone, Debug)]
 pub struct Pmu<B: CounterBackend> {
     pub(crate) cfg: PmuConfig,
+    /// PMCR's fields from the configuration, in place: `N`, `IDCODE`, `IMP` ([`pmcr_id`],
+    /// for the trap path). Changes with `cfg` only: [`Pmu::set_cfg`].
+    pmcr_id: u64,
     /// The stored bits of PMCR: E, D, X, DP, LC, LP as the version allows.
     pub(crate) pmcr: Pmcr,
     pub(crate) pmselr: u8,
@@ -332,6 +335,7 @@ impl<B: CounterBackend> Pmu<B> {
         check_backend(&cfg, &backend)?;
         let mut pmu = Self {
             cfg,
+            pmcr_id: pmcr_id(&cfg),
             pmcr: Pmcr::empty(),
             pmselr: 0,
             cnten: 0,
@@ -387,10 +391,16 @@ impl<B: CounterBackend> Pmu<B> {
             return Err(ConfigError::Busy);
         }
         check_backend(&cfg, &self.backend)?;
-        self.cfg = cfg;
+        self.set_cfg(cfg);
         self.ceid = self.compute_ceid();
         self.reset();
         Ok(())
+    }
+
+    /// Replaces the configuration, and what is kept with it. Nothing else.
+    pub(crate) fn set_cfg(&mut self, cfg: PmuConfig) {
+        self.cfg = cfg;
+        self.pmcr_id = pmcr_id(&cfg);
     }
 
     /// Fixes the configuration: call it when the vCPU first runs (KVM's rule: `N` and the
@@ -655,30 +665,57 @@ impl<B: CounterBackend> Pmu<B> {
     ///
     /// [`DecodeError`] if the syndrome is not a system register access (see
     /// [`decode_esr`]). Nothing changes then.
+    #[inline]
     pub fn handle_esr(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
-        // The common case in one load: an MRS/MSR or MRC/MCR of a PMU register. `esr >> 25` is
-        // EC and IL with the RES0 upper word; the register's fields index a table built from
-        // the register table at compile time. Everything else takes the decoder.
+        // The common case in one load: an MRS/MSR or MRC/MCR of a PMU register. `esr >> 20` is
+        // EC, IL and op0 with the RES0 upper word and ISS[24:22] (for MRC/MCR, `esr >> 25`); the
+        // register's fields index a table built from the register table at compile time.
         let iss = (esr & ISS_MASK) as u32;
-        let rt = Gpr::new_truncate((iss >> 5) as u8);
-        let read = iss & 1 == 1;
-        if esr >> 25 == u64::from(EC_SYS64) << 1 | 1 && iss >> 20 == 3 {
-            if let Some(reg) = reg::a64_fast(iss) {
-                return Ok(Trap::Pmu(self.transfer(reg, read, rt, false, pstate.el(), regs)));
-            }
+        let (reg, aarch32) = if esr >> 20 == (u64::from(EC_SYS64) << 1 | 1) << 5 | 3 {
+            (reg::a64_fast(iss), false)
         } else if esr >> 25 == u64::from(EC_CP15_32) << 1 | 1 {
-            if let Some(reg) = reg::cp15_fast(iss) {
-                if !pstate.passes(iss_cond(iss.into())) {
-                    return Ok(Trap::Pmu(Outcome::ConditionFailed));
-                }
-                return Ok(Trap::Pmu(self.transfer(reg, read, rt, true, pstate.el(), regs)));
+            (reg::cp15_fast(iss), true)
+        } else {
+            (None, false)
+        };
+        let Some(reg) = reg else { return self.handle_esr_decoded(esr, pstate, regs) };
+        if pstate.el() == El::El1 && self.el == El::El1 && (!aarch32 || pstate.passes(iss_cond(iss.into()))) {
+            if let Some(out) = self.quick(reg, iss, aarch32, regs) {
+                return Ok(Trap::Pmu(out));
             }
         }
-        self.handle_esr_decoded(esr, pstate, regs)
+        Ok(Trap::Pmu(self.transfer_iss(reg, iss, aarch32, pstate, regs)))
     }
 
-    /// The rest of [`Pmu::handle_esr`]: the decoder's way, out of line so the fast path stays
-    /// small (fewer registers saved on every trap).
+    /// The trap path's common case, inline and without a call: what an EL1 guest that
+    /// stayed at EL1 does most, an access that needs nothing from the backend but a counter's
+    /// read. `None`, with nothing changed, sends the access the general way.
+    #[inline(always)]
+    fn quick(&mut self, reg: PmuReg, iss: u32, aarch32: bool, regs: &mut impl GuestRegs) -> Option<Outcome> {
+        let rt = Gpr::new_truncate((iss >> 5) as u8);
+        if iss & 1 == 1 {
+            let v = self.quick_read(reg)?;
+            let v = if aarch32 { v & LOW32 } else { v };
+            set_gpr(regs, rt, v);
+            Some(Outcome::Read(v))
+        } else {
+            let v = if rt.is_zero_reg() { 0 } else { regs.get(rt.get()) };
+            self.quick_write(reg, if aarch32 { v & LOW32 } else { v }).then_some(Outcome::Written)
+        }
+    }
+
+    /// The general way for an `MRS`/`MSR` or `MRC`/`MCR` (`aarch32`) of `reg` that
+    /// [`Pmu::quick`] left: the AArch32 condition, then the handlers. Out of line, so the
+    /// inline part stays small.
+    #[inline(never)]
+    fn transfer_iss(&mut self, reg: PmuReg, iss: u32, aarch32: bool, pstate: Pstate, regs: &mut impl GuestRegs) -> Outcome {
+        if aarch32 && !pstate.passes(iss_cond(iss.into())) {
+            return Outcome::ConditionFailed;
+        }
+        self.transfer(reg, iss & 1 == 1, Gpr::new_truncate((iss >> 5) as u8), aarch32, pstate.el(), regs)
+    }
+
+    /// Every other syndrome: the decoder's way, out of line.
     #[cold]
     #[inline(never)]
     fn handle_esr_decoded(&mut self, esr: u64, pstate: Pstate, regs: &mut impl GuestRegs) -> Result<Trap, DecodeError> {
@@ -686,6 +723,51 @@ impl<B: CounterBackend> Pmu<B> {
             Decoded::Pmu(a) => Trap::Pmu(self.handle_access(a, pstate, regs)),
             Decoded::NotPmu(o) => Trap::NotPmu(o),
         })
+    }
+
+    /// The trap path's shortcut for the commonest reads by an EL1 guest that stayed at EL1:
+    /// the value, or `None` (nothing changed) when the read must take the general way (a
+    /// fault, an index through `PMSELR`, a `CHAIN` counter, a side effect).
+    #[inline(always)]
+    fn quick_read(&mut self, reg: PmuReg) -> Option<u64> {
+        let n = self.cfg.counters;
+        Some(match reg {
+            PmuReg::Pmcr => self.pmcr_value(),
+            PmuReg::Pmselr => self.pmselr.into(),
+            PmuReg::Pmcntenset | PmuReg::Pmcntenclr => self.cnten.into(),
+            PmuReg::Pmintenset | PmuReg::Pmintenclr => self.inten.into(),
+            PmuReg::Pmuserenr => self.userenr.bits(),
+            PmuReg::Pmccntr => self.quick_counter(CYCLE_COUNTER_BIT)?,
+            PmuReg::Pmevcntr(c) if c.get() < n => self.quick_counter(c.get())?,
+            PmuReg::Pmxevcntr if self.pmselr < n => self.quick_counter(self.pmselr)?,
+            _ => return None,
+        })
+    }
+
+    /// A read of counter `i` (below 32) for [`Pmu::quick_read`]: `None` for an odd counter
+    /// counting `CHAIN`, whose even partner must be folded first.
+    #[inline(always)]
+    fn quick_counter(&mut self, i: u8) -> Option<u64> {
+        let i = usize::from(i & 31);
+        if i % 2 == 1 && self.event_of(i) == EVENT_CHAIN {
+            return None;
+        }
+        self.fold(i);
+        Some(self.pmc(i).value)
+    }
+
+    /// The trap path's shortcut for the commonest writes by an EL1 guest that stayed at EL1:
+    /// `false` (nothing changed) when the write must take the general way.
+    #[inline(always)]
+    fn quick_write(&mut self, reg: PmuReg, v: u64) -> bool {
+        match reg {
+            PmuReg::Pmselr => self.pmselr = (v & 0x1f) as u8,
+            PmuReg::Pmcntenset if (v as u32) & self.valid_mask() & !self.cnten == 0 => {}
+            PmuReg::Pmcntenclr if (v as u32) & self.valid_mask() & self.cnten == 0 => {}
+            PmuReg::Pmswinc => self.swinc(v, El::El1),
+            _ => return false,
+        }
+        true
     }
 
     /// Decodes an A64 `MRS`/`MSR` instruction word and emulates it (for emulators).
@@ -1075,16 +1157,25 @@ impl<B: CounterBackend> Pmu<B> {
             return f.into();
         }
         let Op::Write(v) = p.op else { return Outcome::Undefined };
+        self.swinc(v, p.el);
+        Outcome::Written
+    }
+
+    /// What a permitted `PMSWINC` write of `v` at `el` does.
+    #[inline(always)]
+    fn swinc(&mut self, v: u64, el: El) {
         if !self.pmcr.contains(Pmcr::E) {
-            return Outcome::Written;
+            return;
         }
         let bits = (v as u32) & self.cnten & self.valid_mask() & !(1 << CYCLE_COUNTER_BIT);
         for_each_bit(bits, |i| {
-            if self.event_of(i) == EVENT_SW_INCR && self.counts_at(i, p.el) {
-                self.add(i, 1, p.el);
+            if self.event_of(i) == EVENT_SW_INCR && self.counts_at(i, el) {
+                let carries = self.add(i, 1);
+                if carries != 0 {
+                    self.overflowed(i, carries, el);
+                }
             }
         });
-        Outcome::Written
     }
 
     /// `PMUSERENR_EL0`: `EN`, `SW`, `CR`, `ER`. Readable at EL0, writable only at EL1.
@@ -1144,11 +1235,7 @@ impl<B: CounterBackend> Pmu<B> {
     }
 
     pub(crate) fn pmcr_value(&self) -> u64 {
-        let c = &self.cfg;
-        self.pmcr.bits()
-            | (u64::from(c.counters) << Pmcr::N_SHIFT)
-            | (u64::from(c.idcode) << Pmcr::IDCODE_SHIFT)
-            | (u64::from(c.imp) << Pmcr::IMP_SHIFT)
+        self.pmcr.bits() | self.pmcr_id
     }
 
     /// The PMCR bits that are stored, from a written value.
@@ -1168,7 +1255,9 @@ impl<B: CounterBackend> Pmu<B> {
         if i == usize::from(CYCLE_COUNTER_BIT) {
             EVENT_CPU_CYCLES
         } else {
-            (self.pmc(i).evtyper as u16) & self.cfg.version.event_mask()
+            // Bits [15:0] are the event: a stored type holds only the bits `evtyper_mask`
+            // allows (every write and restore masks or checks), so no version mask here.
+            self.pmc(i).evtyper as u16
         }
     }
 
@@ -1278,15 +1367,37 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// Adds what the backend counted for counter `i` since the last look; re-arms it if it
     /// overflowed (its period is spent).
+    #[inline]
     pub(crate) fn fold(&mut self, i: usize) {
-        if self.live & bit(i) == 0 {
-            return;
+        let carries = self.collect(i);
+        if carries != 0 {
+            self.fold_overflowed(i, carries);
         }
-        let Some(id) = counter_id(i) else { return };
+    }
+
+    /// The first half of [`Pmu::fold`]: adds what the backend counted for counter `i` since
+    /// the last look, and returns the carries ([`Pmu::add`]). Non-zero: finish with
+    /// [`Pmu::fold_overflowed`].
+    #[inline(always)]
+    fn collect(&mut self, i: usize) -> u64 {
+        let Some(id) = counter_id(i) else { return 0 };
+        if (self.live >> (i & 31)) & 1 == 0 {
+            return 0;
+        }
         let d = self.backend.read(id);
-        if d != 0 && self.add(i, d, self.overflow_el(i)) {
-            self.rearm(i);
+        if d == 0 {
+            return 0;
         }
+        self.add(i, d)
+    }
+
+    /// The second half of [`Pmu::fold`], when the counter overflowed: the flag, `CHAIN`, and
+    /// the next period.
+    #[cold]
+    #[inline(never)]
+    fn fold_overflowed(&mut self, i: usize, carries: u64) {
+        self.overflowed(i, carries, self.overflow_el(i));
+        self.rearm(i);
     }
 
     /// A counter the backend reported as having reached its period: collect, and re-arm
@@ -1295,8 +1406,9 @@ impl<B: CounterBackend> Pmu<B> {
     fn settle(&mut self, i: usize) {
         let Some(id) = counter_id(i) else { return };
         let d = self.backend.read(id);
-        if d != 0 {
-            self.add(i, d, self.overflow_el(i));
+        let carries = self.add(i, d);
+        if carries != 0 {
+            self.overflowed(i, carries, self.overflow_el(i));
         }
         self.rearm(i);
     }
@@ -1311,36 +1423,46 @@ impl<B: CounterBackend> Pmu<B> {
         }
     }
 
-    /// Adds `d` events, counted at `el`, to counter `i`: the cycle counter's divider, the
-    /// value's width, the overflow flag at the carry out of bit 31 or 63, and `CHAIN` into the
-    /// odd counter above when its own filter counts at `el` (Arm ARM `AArch64.PMUCycle`:
-    /// `CountPMUEvents(idx + 1)`). Returns whether it overflowed.
-    fn add(&mut self, i: usize, d: u64, el: El) -> bool {
+    /// Adds `d` events to counter `i`: the cycle counter's divider, the value's width. Returns
+    /// the carries out of bit 31 or 63 (the overflow width): non-zero means it overflowed, and
+    /// the caller goes on with [`Pmu::overflowed`]. Inline and branch-light: the trap path
+    /// folds a counter on every read.
+    #[inline(always)]
+    fn add(&mut self, i: usize, d: u64) -> u64 {
         let divided = self.divided(i);
-        let bits = self.overflow_bits(i);
+        let wide = self.overflow_bits(i) == 64;
         let mask = self.value_mask(i);
-        let mut carries = 0;
-        self.update(i, |c| {
-            let d = if divided {
-                let total = u64::from(c.prescale).saturating_add(d);
-                c.prescale = (total % 64) as u8;
-                total / 64
-            } else {
-                d
-            };
-            let low = if bits == 64 { u128::from(c.value) } else { u128::from(c.value & LOW32) };
-            carries = u64::try_from(low.wrapping_add(d.into()) >> bits).unwrap_or(u64::MAX);
-            c.value = c.value.wrapping_add(d) & mask;
-        });
-        if carries == 0 {
-            return false;
+        let Some(c) = self.pmc.get_mut(i) else { return 0 };
+        let d = if divided {
+            let total = u64::from(c.prescale).saturating_add(d);
+            c.prescale = (total % 64) as u8;
+            total / 64
+        } else {
+            d
+        };
+        let (sum, carry) = (if wide { c.value } else { c.value & LOW32 }).overflowing_add(d);
+        c.value = c.value.wrapping_add(d) & mask;
+        if wide {
+            carry.into()
+        } else {
+            (sum >> 32) | (u64::from(carry) << 32)
         }
+    }
+
+    /// Counter `i` overflowed (`carries` times, from [`Pmu::add`]) at `el`: its overflow flag,
+    /// and `CHAIN` into the odd counter above when its own filter counts at `el` (Arm ARM
+    /// `AArch64.PMUCycle`: `CountPMUEvents(idx + 1)`).
+    #[cold]
+    #[inline(never)]
+    fn overflowed(&mut self, i: usize, carries: u64, el: El) {
         self.ovs |= bit(i);
         let odd = i.wrapping_add(1);
         if i % 2 == 0 && i < 30 && self.chains(odd) && self.counts_at(odd, el) {
-            self.add(odd, carries, el);
+            let c = self.add(odd, carries);
+            if c != 0 {
+                self.overflowed(odd, c, el);
+            }
         }
-        true
     }
 
     /// Whether odd counter `i` counts `CHAIN` from the even counter below it now.
@@ -1422,6 +1544,11 @@ fn set_clr(reg: &mut u32, which: SetClr, mask: u32, op: Op) -> Outcome {
             Outcome::Written
         }
     }
+}
+
+/// The fields of `PMCR` that come from the configuration (`N`, `IDCODE`, `IMP`), in place.
+fn pmcr_id(c: &PmuConfig) -> u64 {
+    (u64::from(c.counters) << Pmcr::N_SHIFT) | (u64::from(c.idcode) << Pmcr::IDCODE_SHIFT) | (u64::from(c.imp) << Pmcr::IMP_SHIFT)
 }
 
 fn check_backend<B: CounterBackend>(cfg: &PmuConfig, backend: &B) -> Result<(), ConfigError> {

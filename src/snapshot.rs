@@ -70,7 +70,7 @@
 use core::fmt;
 
 use crate::backend::{CounterBackend, CounterId};
-use crate::config::{FilterAction, PmuIrq, PmuVersion};
+use crate::config::{FilterAction, PmuConfig, PmuIrq, PmuVersion};
 use crate::field::{Pmcr, Pmuserenr};
 use crate::pmc::Pmc;
 use crate::pmu::{bit, for_each_bit};
@@ -1248,7 +1248,7 @@ impl<B: CounterBackend> Pmu<B> {
                 }
                 self.update(i, |c| *c = Pmc::RESET);
             }
-            self.cfg.counters = n;
+            self.set_cfg(PmuConfig { counters: n, ..self.cfg });
             let valid = self.valid_mask();
             self.cnten &= valid;
             self.inten &= valid;

@@ -28,8 +28,9 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 use vpmu::config::{PmuConfig, PmuVersion};
+use vpmu::decode::{Direction, Gpr, SysregAccess, Xfer};
 use vpmu::reg::{EventCounter, PmuReg};
-use vpmu::{El, Op, Outcome, Params, Pmu, PmuState, SoftBackend};
+use vpmu::{El, Op, Outcome, Params, Pmu, PmuState, Pstate, SoftBackend};
 
 use common::arch::{CYCLE_BIT, PMCR_E};
 use common::{config, ev, pmu_with, DrawnConfig};
@@ -80,6 +81,9 @@ enum Step {
         op: Op,
         aarch32: bool,
         el: El,
+        /// As a trap: an `MRS`/`MSR` or `MRC`/`MCR` syndrome through [`Pmu::handle_esr`],
+        /// from a guest at `el` (the guest moved there first). Otherwise [`Pmu::emulate`].
+        trap: bool,
     },
     Count {
         event: u16,
@@ -229,12 +233,12 @@ fn access(reg: PmuReg, aarch32_el0: bool) -> BoxedStrategy<Step> {
     let op = prop_oneof![read_weight => Just(Op::Read), 10 - read_weight => write_value(reg).prop_map(Op::Write)];
     let only_aarch32 = !reg.in_aarch64();
     let el = prop_oneof![7 => Just(El::El1), 3 => Just(El::El0)];
-    (op, prop::bool::weighted(0.25), el)
-        .prop_map(move |(op, a32, el)| {
+    (op, prop::bool::weighted(0.25), el, any::<bool>())
+        .prop_map(move |(op, a32, el, trap)| {
             // AArch32 at EL0 only exists when the guest has it.
             let aarch32 = only_aarch32 || (a32 && (el == El::El1 || aarch32_el0));
             let el = if aarch32 && !aarch32_el0 { El::El1 } else { el };
-            Step::Access { reg, op, aarch32, el }
+            Step::Access { reg, op, aarch32, el, trap }
         })
         .boxed()
 }
@@ -281,7 +285,12 @@ impl ReferenceStateMachine for Reference {
     fn apply(mut state: RefState, step: &Step) -> RefState {
         state.last = None;
         match *step {
-            Step::Access { reg, op, aarch32, el } => state.last = Some(state.model.access(reg, op, aarch32, el)),
+            Step::Access { reg, op, aarch32, el, trap } => {
+                if trap {
+                    state.model.set_el(el);
+                }
+                state.last = Some(state.model.access(reg, op, aarch32, el));
+            }
             Step::Count { event, k } => state.model.count(event, k),
             Step::SetEl(el) => state.model.set_el(el),
             Step::Reset => state.model.reset(),
@@ -304,8 +313,16 @@ impl StateMachineTest for PmuUnderTest {
 
     fn apply(mut pmu: Pmu<Delayed>, state: &RefState, step: Step) -> Pmu<Delayed> {
         match step {
-            Step::Access { reg, op, aarch32, el } => {
+            Step::Access { reg, op, aarch32, el, trap: false } => {
                 let out = pmu.emulate(reg, Params { op, aarch32, el });
+                assert_eq!(Some(out), state.last, "{step:?}: the PMU (left) and the model (right) disagree");
+            }
+            Step::Access { reg, op, aarch32, el, trap: true } => {
+                // A trap from a new level moves the PMU there itself (the overflows pending
+                // happened at the old one); the backend, which counts by level, learns it from
+                // the emulator, after the access here so that the trap does the move.
+                let out = trap(&mut pmu, reg, op, aarch32, el);
+                pmu.set_el(el);
                 assert_eq!(Some(out), state.last, "{step:?}: the PMU (left) and the model (right) disagree");
             }
             Step::Count { event, k } => pmu.count(event, k),
@@ -337,6 +354,30 @@ impl StateMachineTest for PmuUnderTest {
             check_deadline(pmu, &state.model, event);
         }
     }
+}
+
+/// The access as a trapped `MRS`/`MSR` (`MRC`/`MCR`, `aarch32`) with `X7`, through
+/// [`Pmu::handle_esr`]: the value read must land in `X7`, nothing else may move, and a 32-bit
+/// write must ignore bits \[63:32\] of the register.
+fn trap(pmu: &mut Pmu<Delayed>, reg: PmuReg, op: Op, aarch32: bool, el: El) -> Outcome {
+    const JUNK: u64 = 0xa5a5_0000_0000_0000;
+    let rt = Gpr::new(7).unwrap();
+    let xfer = if aarch32 { Xfer::A32 { rt, cond: None } } else { Xfer::A64 { rt } };
+    let dir = if op == Op::Read { Direction::Read } else { Direction::Write };
+    let esr = SysregAccess { reg, dir, xfer }.to_esr().unwrap();
+    let pstate = if aarch32 { Pstate::from_spsr(if el == El::El0 { 0x10 } else { 0x13 }).unwrap() } else { Pstate::from(el) };
+    let mut x: [u64; 31] = core::array::from_fn(|i| JUNK | i as u64);
+    if let Op::Write(v) = op {
+        x[7] = if aarch32 { JUNK | (v & 0xffff_ffff) } else { v };
+    }
+    let mut want = x;
+    let out = pmu.handle_esr(esr, pstate, &mut x).unwrap().outcome().unwrap();
+    if let Outcome::Read(v) = out {
+        want[7] = v;
+        assert!(!aarch32 || v >> 32 == 0, "{reg}: a 32-bit read gave {v:#x}");
+    }
+    assert_eq!(x, want, "{reg} {op:?}: the guest registers");
+    out
 }
 
 /// Every register reads the same at EL1 in the PMU and the model (both cloned), the SET and CLR
