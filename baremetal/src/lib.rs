@@ -25,8 +25,9 @@ pub mod uart;
 /// - `ZERO_BSS cur, end`: zeroes `[__bss_start, __bss_end)` (8-byte aligned, from the linker
 ///   script) 8 bytes at a time; clobbers `cur`, `end` and the flags, uses local labels `0`
 ///   and `1`.
-/// - `SAVE_X0_X17` / `RESTORE_X0_X17`: x0–x17 to / from `[sp, #0]` .. `[sp, #136]`, the
-///   start of every trap frame here; the caller moves `sp` and saves the rest.
+/// - `PAIRS_X0_TO op, last`: `op` (`stp` to save, `ldp` to restore) of x0 .. `last` (`x17`
+///   or `x29`) in pairs at `[sp, #0]` .. `[sp, #8 * last]`: the start of every trap frame
+///   here; the caller moves `sp` and saves the rest.
 /// - `IRQ_CALL_ERET handler`: an interrupt entry at the current EL: x0–x18, x29, x30 (what an
 ///   AAPCS64 call may clobber; 176 bytes) saved on the current stack, `BL handler`, restored,
 ///   `ERET`. `ELR`/`SPSR` are not saved: the handler runs with interrupts masked and must take
@@ -69,37 +70,38 @@ macro_rules! asm_macros {
 1:
 .endm
 
-.macro SAVE_X0_X17
-    stp x0, x1, [sp, #0]
-    stp x2, x3, [sp, #16]
-    stp x4, x5, [sp, #32]
-    stp x6, x7, [sp, #48]
-    stp x8, x9, [sp, #64]
-    stp x10, x11, [sp, #80]
-    stp x12, x13, [sp, #96]
-    stp x14, x15, [sp, #112]
-    stp x16, x17, [sp, #128]
-.endm
-
-.macro RESTORE_X0_X17
-    ldp x0, x1, [sp, #0]
-    ldp x2, x3, [sp, #16]
-    ldp x4, x5, [sp, #32]
-    ldp x6, x7, [sp, #48]
-    ldp x8, x9, [sp, #64]
-    ldp x10, x11, [sp, #80]
-    ldp x12, x13, [sp, #96]
-    ldp x14, x15, [sp, #112]
-    ldp x16, x17, [sp, #128]
+.macro PAIRS_X0_TO op, last
+.ifnc \last, x17
+.ifnc \last, x29
+    .error "PAIRS_X0_TO: the last register is x17 or x29"
+.endif
+.endif
+    \op x0, x1, [sp, #0]
+    \op x2, x3, [sp, #16]
+    \op x4, x5, [sp, #32]
+    \op x6, x7, [sp, #48]
+    \op x8, x9, [sp, #64]
+    \op x10, x11, [sp, #80]
+    \op x12, x13, [sp, #96]
+    \op x14, x15, [sp, #112]
+    \op x16, x17, [sp, #128]
+.ifc \last, x29
+    \op x18, x19, [sp, #144]
+    \op x20, x21, [sp, #160]
+    \op x22, x23, [sp, #176]
+    \op x24, x25, [sp, #192]
+    \op x26, x27, [sp, #208]
+    \op x28, x29, [sp, #224]
+.endif
 .endm
 
 .macro IRQ_CALL_ERET handler
     sub sp, sp, #176
-    SAVE_X0_X17
+    PAIRS_X0_TO stp, x17
     stp x18, x29, [sp, #144]
     str x30, [sp, #160]
     bl \handler
-    RESTORE_X0_X17
+    PAIRS_X0_TO ldp, x17
     ldp x18, x29, [sp, #144]
     ldr x30, [sp, #160]
     add sp, sp, #176

@@ -53,13 +53,7 @@ enter_guest:
 
 .macro SAVE_FRAME
     sub sp, sp, #272
-    SAVE_X0_X17
-    stp x18, x19, [sp, #144]
-    stp x20, x21, [sp, #160]
-    stp x22, x23, [sp, #176]
-    stp x24, x25, [sp, #192]
-    stp x26, x27, [sp, #208]
-    stp x28, x29, [sp, #224]
+    PAIRS_X0_TO stp, x29
     mrs x0, elr_el2
     mrs x1, spsr_el2
     stp x30, x0, [sp, #240]
@@ -101,13 +95,7 @@ restore_frame:
     ldp x30, x0, [sp, #240]
     msr elr_el2, x0
     msr spsr_el2, x1
-    RESTORE_X0_X17
-    ldp x18, x19, [sp, #144]
-    ldp x20, x21, [sp, #160]
-    ldp x22, x23, [sp, #176]
-    ldp x24, x25, [sp, #192]
-    ldp x26, x27, [sp, #208]
-    ldp x28, x29, [sp, #224]
+    PAIRS_X0_TO ldp, x29
     add sp, sp, #272
     eret
 "#,
