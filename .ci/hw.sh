@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# vpmu-hw CI: fmt, clippy (host and aarch64), host tests on the simulated PMU, the bare-metal
-# build, docs, the no-panic link check, and the EL2 test binary on QEMU's physical PMU under
-# -cpu max and -cpu cortex-a57 (both with -icount shift=0).
+# vpmu-hw CI: fmt, clippy (host and aarch64; also baremetal/, the runtime the EL2 test binary
+# shares with hyp/), host tests on the simulated PMU, the bare-metal build, docs, the no-panic
+# link check, and the EL2 test binary on QEMU's physical PMU under -cpu max and -cpu cortex-a57
+# (both with -icount shift=0).
 #
 # Runs from the repo root on a fresh Debian machine as root: installs what is missing itself
 # (apt: qemu-system-arm; rustup: the aarch64-unknown-none-softfloat target, rustfmt, clippy).
@@ -41,6 +42,7 @@ step "fmt"
 cargo fmt -p vpmu-hw -- --check
 cargo fmt --manifest-path hw/qemu-test/Cargo.toml -- --check
 cargo fmt --manifest-path hw/no-panic/Cargo.toml -- --check
+cargo fmt --manifest-path baremetal/Cargo.toml -- --check
 ok "fmt"
 
 step "clippy (host, and $TARGET where the MRS/MSR module is compiled)"
@@ -48,6 +50,7 @@ cargo clippy -j2 -p vpmu-hw --all-targets -- -D warnings
 cargo clippy -j2 -p vpmu-hw --target "$TARGET" -- -D warnings
 cargo clippy -j2 --manifest-path hw/qemu-test/Cargo.toml --target "$TARGET" -- -D warnings
 cargo clippy -j2 --manifest-path hw/no-panic/Cargo.toml --target "$TARGET" --release -- -D warnings
+cargo clippy -j2 --manifest-path baremetal/Cargo.toml --target "$TARGET" -- -D warnings
 ok "clippy"
 
 step "host tests: the backend on the simulated PMU, against SoftBackend"

@@ -38,7 +38,8 @@ if build hyp passthrough && cp "$hyp" "$t/vpmu-hyp-passthrough" &&
 else
   bad "build the pass-through baseline"
 fi
-for crate in hyp hyp/guests; do
+# baremetal/: the runtime both share with hw/qemu-test (its .cargo/config.toml builds for aarch64).
+for crate in hyp hyp/guests baremetal; do
   if (cd "$crate" && cargo clippy --release -j2 -q --all-features -- -D warnings && cargo fmt --check); then
     pass "clippy -D warnings, fmt: $crate"
   else

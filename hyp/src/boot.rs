@@ -12,20 +12,14 @@ pub const STACK_SIZE: u64 = 0x1_0000;
 pub const MAX_CPUS: usize = 4;
 
 global_asm!(
+    baremetal::asm_macros!(),
     r#"
     .section .text.boot, "ax"
     .global _start
 _start:
     /* QEMU starts the ELF here at EL2, every register zero, on CPU 0 only. */
-    adrp x2, __bss_start
-    add x2, x2, :lo12:__bss_start
-    adrp x3, __bss_end
-    add x3, x3, :lo12:__bss_end
-0:  cmp x2, x3
-    b.hs 1f
-    str xzr, [x2], #8
-    b 0b
-1:  mov x0, #1
+    ZERO_BSS x2, x3
+    mov x0, #1
     b 2f
 
     .global _secondary_entry
@@ -36,8 +30,7 @@ _secondary_entry:
     and x1, x1, #0xff
     cmp x1, #{max_cpus}
     b.hs 9f
-    adrp x2, __stacks_start
-    add x2, x2, :lo12:__stacks_start
+    ADR_L x2, __stacks_start
     add x3, x1, #1
     mov x4, #{stack_size}
     mul x3, x3, x4
@@ -52,56 +45,15 @@ enter_guest:
     msr elr_el2, x1
     msr spsr_el2, x2
     mov sp, x3
-    mov x1, xzr
-    mov x2, xzr
-    mov x3, xzr
-    mov x4, xzr
-    mov x5, xzr
-    mov x6, xzr
-    mov x7, xzr
-    mov x8, xzr
-    mov x9, xzr
-    mov x10, xzr
-    mov x11, xzr
-    mov x12, xzr
-    mov x13, xzr
-    mov x14, xzr
-    mov x15, xzr
-    mov x16, xzr
-    mov x17, xzr
-    mov x18, xzr
-    mov x19, xzr
-    mov x20, xzr
-    mov x21, xzr
-    mov x22, xzr
-    mov x23, xzr
-    mov x24, xzr
-    mov x25, xzr
-    mov x26, xzr
-    mov x27, xzr
-    mov x28, xzr
-    mov x29, xzr
-    mov x30, xzr
+    .irp n, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
+    mov x\n, xzr
+    .endr
     isb
     eret
 
 .macro SAVE_FRAME
     sub sp, sp, #272
-    stp x0, x1, [sp, #0]
-    stp x2, x3, [sp, #16]
-    stp x4, x5, [sp, #32]
-    stp x6, x7, [sp, #48]
-    stp x8, x9, [sp, #64]
-    stp x10, x11, [sp, #80]
-    stp x12, x13, [sp, #96]
-    stp x14, x15, [sp, #112]
-    stp x16, x17, [sp, #128]
-    stp x18, x19, [sp, #144]
-    stp x20, x21, [sp, #160]
-    stp x22, x23, [sp, #176]
-    stp x24, x25, [sp, #192]
-    stp x26, x27, [sp, #208]
-    stp x28, x29, [sp, #224]
+    PAIRS_X0_TO stp, x29
     mrs x0, elr_el2
     mrs x1, spsr_el2
     stp x30, x0, [sp, #240]
@@ -143,21 +95,7 @@ restore_frame:
     ldp x30, x0, [sp, #240]
     msr elr_el2, x0
     msr spsr_el2, x1
-    ldp x0, x1, [sp, #0]
-    ldp x2, x3, [sp, #16]
-    ldp x4, x5, [sp, #32]
-    ldp x6, x7, [sp, #48]
-    ldp x8, x9, [sp, #64]
-    ldp x10, x11, [sp, #80]
-    ldp x12, x13, [sp, #96]
-    ldp x14, x15, [sp, #112]
-    ldp x16, x17, [sp, #128]
-    ldp x18, x19, [sp, #144]
-    ldp x20, x21, [sp, #160]
-    ldp x22, x23, [sp, #176]
-    ldp x24, x25, [sp, #192]
-    ldp x26, x27, [sp, #208]
-    ldp x28, x29, [sp, #224]
+    PAIRS_X0_TO ldp, x29
     add sp, sp, #272
     eret
 "#,

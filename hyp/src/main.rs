@@ -19,7 +19,6 @@ mod boot;
 mod gic;
 mod mmio;
 mod percpu;
-mod psci;
 mod sysreg;
 mod trap;
 mod uart;
@@ -27,6 +26,7 @@ mod vm;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use baremetal::psci;
 use vpmu_hyp::fdt;
 
 use sysreg::{isb, mrs, msr};

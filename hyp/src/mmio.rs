@@ -1,9 +1,7 @@
-//! Physical memory the hypervisor touches directly (its MMU is off): QEMU virt's PL011, the
-//! GICv3 distributor and redistributors, and the boot parameter block. Every raw access is
-//! here.
+//! Physical memory the hypervisor touches directly (its MMU is off): QEMU virt's GICv3
+//! distributor and redistributors, and the boot parameter block. Every raw access is here but
+//! the PL011's (`baremetal::uart`).
 
-/// QEMU virt's PL011 UART.
-pub const UART_BASE: usize = 0x0900_0000;
 /// QEMU virt's GICv3 distributor.
 pub const GICD_BASE: usize = 0x0800_0000;
 /// QEMU virt's first GICv3 redistributor; one 128 KiB frame pair per CPU follows.
@@ -13,21 +11,15 @@ pub const GICR_STRIDE: usize = 0x2_0000;
 
 /// Reads a 32-bit device register.
 pub fn read32(addr: usize) -> u32 {
-    // SAFETY: only called with the addresses of QEMU virt's UART and GIC registers above
+    // SAFETY: only called with the addresses of QEMU virt's GIC registers above
     // (device memory, 4-byte aligned), which exist on every virt machine with gic-version=3.
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
 /// Writes a 32-bit device register.
 pub fn write32(addr: usize, v: u32) {
-    // SAFETY: as for `read32`: a device register of the UART or the GIC, 4-byte aligned.
+    // SAFETY: as for `read32`: a device register of the GIC, 4-byte aligned.
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
-}
-
-/// Writes one byte to a device register.
-pub fn write8(addr: usize, v: u8) {
-    // SAFETY: as for `read32`: the UART's data register.
-    unsafe { core::ptr::write_volatile(addr as *mut u8, v) }
 }
 
 /// Reads a 64-bit word of guest RAM (the boot parameter block).

@@ -1,5 +1,5 @@
 //! `MRS`/`MSR` of the hypervisor's system registers: the only inline assembly outside
-//! `boot.rs`, `psci.rs`, `mmio.rs`. Register names are the assembler's.
+//! `boot.rs`, `mmio.rs` and the `baremetal` crate (PSCI, the PL011). Register names are the assembler's.
 
 /// Reads a system register.
 macro_rules! mrs {

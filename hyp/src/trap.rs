@@ -3,10 +3,11 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use baremetal::psci;
+
 use crate::boot::MAX_CPUS;
 use crate::gic;
 use crate::percpu::{self, bump};
-use crate::psci;
 use crate::sysreg::{mrs, msr};
 use crate::vm::{self, Access};
 

@@ -3,24 +3,16 @@
 use core::arch::global_asm;
 
 global_asm!(
+    baremetal::asm_macros!(),
     r#"
     .section .text.boot, "ax"
     .global _start
 _start:
     mov x19, x0
-    adrp x1, __bss_start
-    add x1, x1, :lo12:__bss_start
-    adrp x2, __bss_end
-    add x2, x2, :lo12:__bss_end
-0:  cmp x1, x2
-    b.hs 1f
-    str xzr, [x1], #8
-    b 0b
-1:  adrp x1, __stacks
-    add x1, x1, :lo12:__stacks
+    ZERO_BSS x1, x2
+    ADR_L x1, __stacks
     add sp, x1, #0x4000
-    adrp x1, guest_vectors
-    add x1, x1, :lo12:guest_vectors
+    ADR_L x1, guest_vectors
     msr vbar_el1, x1
     isb
     mov x0, x19
@@ -30,13 +22,11 @@ _start:
     .global secondary_start
 secondary_start:
     /* x0: the CPU_ON context id (the CPU's index) */
-    adrp x1, __stacks
-    add x1, x1, :lo12:__stacks
+    ADR_L x1, __stacks
     add x2, x0, #1
     lsl x2, x2, #14
     add sp, x1, x2
-    adrp x1, guest_vectors
-    add x1, x1, :lo12:guest_vectors
+    ADR_L x1, guest_vectors
     msr vbar_el1, x1
     isb
     bl secondary_main
@@ -60,38 +50,11 @@ secondary_start:
     .balign 0x800
     .global guest_vectors
 guest_vectors:
+    /* Current EL with SP0, with SPx, lower EL AArch64, lower EL AArch32: sync, IRQ, FIQ, SError. */
+    .irp h, hang, hang, hang, hang, el1_sync, el1_irq, hang, hang, el0_sync, hang, hang, hang, hang, hang, hang, hang
     .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b el1_sync
-    .balign 0x80
-    b el1_irq
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b el0_sync
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
-    .balign 0x80
-    b hang
+    b \h
+    .endr
 
 hang:
     mrs x0, esr_el1
@@ -123,65 +86,27 @@ el0_sync:
     b el0_return
 
 el1_irq:
-    sub sp, sp, #176
-    stp x0, x1, [sp, #0]
-    stp x2, x3, [sp, #16]
-    stp x4, x5, [sp, #32]
-    stp x6, x7, [sp, #48]
-    stp x8, x9, [sp, #64]
-    stp x10, x11, [sp, #80]
-    stp x12, x13, [sp, #96]
-    stp x14, x15, [sp, #112]
-    stp x16, x17, [sp, #128]
-    stp x18, x29, [sp, #144]
-    str x30, [sp, #160]
-    bl guest_irq
-    ldp x0, x1, [sp, #0]
-    ldp x2, x3, [sp, #16]
-    ldp x4, x5, [sp, #32]
-    ldp x6, x7, [sp, #48]
-    ldp x8, x9, [sp, #64]
-    ldp x10, x11, [sp, #80]
-    ldp x12, x13, [sp, #96]
-    ldp x14, x15, [sp, #112]
-    ldp x16, x17, [sp, #128]
-    ldp x18, x29, [sp, #144]
-    ldr x30, [sp, #160]
-    add sp, sp, #176
-    eret
+    IRQ_CALL_ERET guest_irq
 
     /* run_el0(pc) -> the EL0 code's x0 at its SVC. */
     .global run_el0
 run_el0:
-    stp x19, x20, [sp, #-96]!
-    stp x21, x22, [sp, #16]
-    stp x23, x24, [sp, #32]
-    stp x25, x26, [sp, #48]
-    stp x27, x28, [sp, #64]
-    stp x29, x30, [sp, #80]
-    adrp x1, EL1_SP
-    add x1, x1, :lo12:EL1_SP
+    PUSH_X19_X30
+    ADR_L x1, EL1_SP
     mov x2, sp
     str x2, [x1]
     msr elr_el1, x0
     mov x1, #0x3c0
     msr spsr_el1, x1
-    adrp x1, __stacks_end
-    add x1, x1, :lo12:__stacks_end
+    ADR_L x1, __stacks_end
     msr sp_el0, x1
     isb
     eret
 el0_return:
-    adrp x1, EL1_SP
-    add x1, x1, :lo12:EL1_SP
+    ADR_L x1, EL1_SP
     ldr x2, [x1]
     mov sp, x2
-    ldp x21, x22, [sp, #16]
-    ldp x23, x24, [sp, #32]
-    ldp x25, x26, [sp, #48]
-    ldp x27, x28, [sp, #64]
-    ldp x29, x30, [sp, #80]
-    ldp x19, x20, [sp], #96
+    POP_X19_X30
     ret
 
     /* EL0 probes: each does one PMU access, then SVC back. x0 starts as a sentinel. */
@@ -229,41 +154,24 @@ ccnt_around_nop:
     sub x0, x2, x1
     ret
 
-    /* Timing loops for the EL2 cost figure: x0 iterations; return the CNTVCT_EL0 delta. */
-    .global time_mrs_pmccntr
-time_mrs_pmccntr:
+    /* Timing loops for the EL2 cost figure: x0 iterations of `insn`, SUBS, B.NE; return the
+       CNTVCT_EL0 delta. x1 is the MSR's value. */
+.macro TIMED_LOOP name, insn:vararg
+    .global \name
+\name:
     isb
     mrs x3, cntvct_el0
-1:  mrs x1, pmccntr_el0
+1:  \insn
     subs x0, x0, #1
     b.ne 1b
     isb
     mrs x4, cntvct_el0
     sub x0, x4, x3
     ret
-    .global time_msr_pmcr
-time_msr_pmcr:
-    /* x1: the value to write */
-    isb
-    mrs x3, cntvct_el0
-1:  msr pmcr_el0, x1
-    subs x0, x0, #1
-    b.ne 1b
-    isb
-    mrs x4, cntvct_el0
-    sub x0, x4, x3
-    ret
-    .global time_nop
-time_nop:
-    isb
-    mrs x3, cntvct_el0
-1:  nop
-    subs x0, x0, #1
-    b.ne 1b
-    isb
-    mrs x4, cntvct_el0
-    sub x0, x4, x3
-    ret
+.endm
+    TIMED_LOOP time_mrs_pmccntr, mrs x1, pmccntr_el0
+    TIMED_LOOP time_msr_pmcr, msr pmcr_el0, x1
+    TIMED_LOOP time_nop, nop
 
     /* measure_span(n): enables the counters in x1 (PMCNTENSET), runs the known loop n times,
        disables them. Both MSRs trap: the loop's 2n instructions are all that EL1 retires. */
@@ -444,33 +352,10 @@ pub fn yield_cpu() {
     unsafe { core::arch::asm!("yield", options(nomem, nostack)) };
 }
 
-/// Waits for an interrupt.
-pub fn wfi() {
-    // SAFETY: waits; an interrupt (masked or not) wakes it.
-    unsafe { core::arch::asm!("wfi", options(nostack)) };
-}
-
-/// One byte to the PL011.
-pub fn uart_put(b: u8) {
-    // SAFETY: QEMU virt's PL011 registers (FR at +0x18, DR at +0).
-    unsafe {
-        while core::ptr::read_volatile(0x0900_0018 as *const u32) & (1 << 5) != 0 {}
-        core::ptr::write_volatile(0x0900_0000 as *mut u32, u32::from(b));
-    }
-}
-
 /// 32-bit MMIO write (the GIC redistributor).
 pub fn mmio_write(addr: usize, v: u32) {
     // SAFETY: only called with QEMU virt GICv3 redistributor registers.
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) };
-}
-
-/// A PSCI call through SMC.
-pub fn psci(fid: u64, a1: u64, a2: u64, a3: u64) -> u64 {
-    let mut r = fid;
-    // SAFETY: an SMC the hypervisor handles (PSCI).
-    unsafe { core::arch::asm!("smc #0", inout("x0") r, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _, options(nostack)) };
-    r
 }
 
 /// The secondary entry point.
@@ -481,21 +366,8 @@ pub fn secondary_entry() -> u64 {
     secondary_start as *const () as u64
 }
 
-/// PSCI `SYSTEM_OFF`.
-pub fn system_off() -> ! {
-    psci(0x8400_0008, 0, 0, 0);
-    park()
-}
-
-/// Idles forever.
-pub fn park() -> ! {
-    loop {
-        wfi();
-    }
-}
-
 #[no_mangle]
 extern "C" fn guest_fatal(esr: u64, elr: u64) -> ! {
     crate::gprintln!("check unexpected-exception: FAIL (ESR {esr:#x} ELR {elr:#x})");
-    system_off()
+    baremetal::psci::system_off()
 }

@@ -3,6 +3,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use baremetal::psci;
+
 use crate::arch::{self, mrs, msr, El0};
 use crate::check;
 
@@ -326,7 +328,7 @@ fn exact_checks() {
 
 fn smp() {
     // CPU 1, if the machine has one.
-    let r = arch::psci(0xc400_0003, 1, arch::secondary_entry(), 1);
+    let r = psci::call(psci::CPU_ON_64, 1, arch::secondary_entry(), 1);
     if r != 0 {
         crate::gprintln!("1 CPU (CPU_ON returned {:#x})", r);
         return;

@@ -12,31 +12,19 @@ mod checks;
 #[cfg(feature = "exact")]
 mod exact;
 
-use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
 
-static LOCK: AtomicBool = AtomicBool::new(false);
+use baremetal::psci;
+use baremetal::uart::Console;
+
+static CONSOLE: Console = Console::new(false);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 static PASSED: AtomicU32 = AtomicU32::new(0);
 
-struct Uart;
-
-impl Write for Uart {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            arch::uart_put(b);
-        }
-        Ok(())
-    }
-}
-
 /// Prints a line under the console lock.
 pub fn print(args: fmt::Arguments) {
-    while LOCK.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        core::hint::spin_loop();
-    }
-    let _ = Uart.write_fmt(format_args!("[guest] {args}\n"));
-    LOCK.store(false, Ordering::Release);
+    CONSOLE.print(format_args!("[guest] {args}\n"));
 }
 
 #[macro_export]
@@ -61,13 +49,13 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     checks::cpu0();
     let (p, f) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
     gprintln!("summary: {p} passed, {f} failed");
-    arch::system_off()
+    psci::system_off()
 }
 
 #[no_mangle]
 extern "C" fn secondary_main(cpu: u64) -> ! {
     checks::cpu1(cpu);
-    arch::park()
+    psci::park()
 }
 
 #[no_mangle]
@@ -78,5 +66,5 @@ extern "C" fn guest_irq() {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     gprintln!("check panic: FAIL ({info})");
-    arch::system_off()
+    psci::system_off()
 }
