@@ -118,6 +118,13 @@ fn trap_path(c: &mut Criterion) {
     g.bench_function("MSR PMSWINC_EL0", |b| b.iter(|| pmu.handle_esr(black_box(pmswinc_write), Pstate::EL1, black_box(&mut x))));
     assert_ne!(pmu.read(PmuReg::Pmevcntr(ctr(SWINC_COUNTER)), El::El1).value(), Some(0));
 
+    // The kernel's enable of a counter that already counts: nothing to re-arm.
+    let cntenset_write = esr64(PmuReg::Pmcntenset, Direction::Write, 5);
+    x[5] = 1 << READ_COUNTER;
+    g.bench_function("MSR PMCNTENSET_EL0 (no change)", |b| {
+        b.iter(|| pmu.handle_esr(black_box(cntenset_write), Pstate::EL1, black_box(&mut x)))
+    });
+
     g.bench_function("MRC PMEVCNTR3 (AArch32)", |b| b.iter(|| pmu.handle_esr(black_box(evcntr_mrc), Pstate::EL1, black_box(&mut x))));
     assert_eq!(x[2], 400);
 

@@ -57,6 +57,10 @@ fn main() {
         ("swinc", esr(PmuReg::Pmswinc, Direction::Write, 4)),
         ("a32evcntr", esr32(PmuReg::Pmevcntr(c(3)), 2)),
         ("cntenset", esr(PmuReg::Pmcntenset, Direction::Write, 5)),
+        // Beyond the six: the general way.
+        ("pmcrw", esr(PmuReg::Pmcr, Direction::Write, 6)),
+        ("ovsclr", esr(PmuReg::Pmovsclr, Direction::Read, 2)),
+        ("evcntrw", esr(PmuReg::Pmevcntr(c(3)), Direction::Write, 7)),
     ];
     let empty = only.as_deref() == Some("empty");
     let mix: Vec<u64> = all
@@ -70,6 +74,8 @@ fn main() {
     let mut x = [0u64; 31];
     x[4] = 1 << 5; // PMSWINC: counter 5, typed SW_INCR
     x[5] = 0x8000_003f; // PMCNTENSET: what is set already (no change)
+    x[6] = 1; // PMCR: E, as it is (no change)
+    x[7] = 400; // PMEVCNTR3: its value (re-armed all the same)
     let mut sum = 0u64;
     let mut j = 0;
     for _ in 0..n {

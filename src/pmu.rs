@@ -568,8 +568,17 @@ impl<B: CounterBackend> Pmu<B> {
     /// assert_eq!(pmu.read(PmuReg::Pmovsset, El::El1).value(), Some(0));
     /// # Ok::<(), vpmu::config::ConfigError>(())
     /// ```
+    #[inline]
     pub fn handle_overflows(&mut self) {
         let bits = self.backend.take_overflows() & self.live;
+        if bits != 0 {
+            self.settle_all(bits);
+        }
+    }
+
+    /// [`Pmu::settle`] for every counter in `bits`.
+    #[inline(never)]
+    fn settle_all(&mut self, bits: u32) {
         for_each_bit(bits, |i| self.settle(i));
     }
 
@@ -737,6 +746,16 @@ impl<B: CounterBackend> Pmu<B> {
             PmuReg::Pmcntenset | PmuReg::Pmcntenclr => self.cnten.into(),
             PmuReg::Pmintenset | PmuReg::Pmintenclr => self.inten.into(),
             PmuReg::Pmuserenr => self.userenr.bits(),
+            PmuReg::Pmovsset | PmuReg::Pmovsclr => {
+                // An overflow the backend has reached but not yet signalled is the guest's already.
+                self.handle_overflows();
+                self.ovs.into()
+            }
+            PmuReg::Pmceid0 => self.ceid[0],
+            PmuReg::Pmceid1 => self.ceid[1],
+            PmuReg::Pmccfiltr => self.pmc(CYCLE_COUNTER_BIT.into()).evtyper.into(),
+            PmuReg::Pmevtyper(c) if c.get() < n => self.pmc(c.get().into()).evtyper.into(),
+            PmuReg::Pmxevtyper if self.pmselr < n || self.pmselr == CYCLE_COUNTER_BIT => self.pmc(self.pmselr.into()).evtyper.into(),
             PmuReg::Pmccntr => self.quick_counter(CYCLE_COUNTER_BIT)?,
             PmuReg::Pmevcntr(c) if c.get() < n => self.quick_counter(c.get())?,
             PmuReg::Pmxevcntr if self.pmselr < n => self.quick_counter(self.pmselr)?,
@@ -760,10 +779,18 @@ impl<B: CounterBackend> Pmu<B> {
     /// `false` (nothing changed) when the write must take the general way.
     #[inline(always)]
     fn quick_write(&mut self, reg: PmuReg, v: u64) -> bool {
+        let valid = self.valid_mask();
         match reg {
+            // The kernel's PMCR write that changes nothing (its start, with E already set).
+            PmuReg::Pmcr
+                if !Pmcr::from_bits_truncate(v).intersects(Pmcr::P | Pmcr::C)
+                    && self.stored_pmcr(Pmcr::from_bits_truncate(v)) == self.pmcr => {}
             PmuReg::Pmselr => self.pmselr = (v & 0x1f) as u8,
-            PmuReg::Pmcntenset if (v as u32) & self.valid_mask() & !self.cnten == 0 => {}
-            PmuReg::Pmcntenclr if (v as u32) & self.valid_mask() & self.cnten == 0 => {}
+            PmuReg::Pmcntenset if (v as u32) & valid & !self.cnten == 0 => {}
+            PmuReg::Pmcntenclr if (v as u32) & valid & self.cnten == 0 => {}
+            PmuReg::Pmintenset => self.inten |= (v as u32) & valid,
+            PmuReg::Pmintenclr => self.inten &= !((v as u32) & valid),
+            PmuReg::Pmuserenr => self.userenr = Pmuserenr::from_bits_truncate(v),
             PmuReg::Pmswinc => self.swinc(v, El::El1),
             _ => return false,
         }
