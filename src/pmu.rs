@@ -670,6 +670,30 @@ impl<B: CounterBackend> Pmu<B> {
     /// conditional `MRC`/`MCR`/`MRRC`/`MCRR` executes at all ([`Outcome::ConditionFailed`]
     /// when it does not).
     ///
+    /// # Cost
+    ///
+    /// The common accesses of an EL1 guest (reading `PMCR`, a counter, the enables or the
+    /// overflow flags; writing `PMSELR`, `PMSWINC`, `PMINTEN*`, or a `PMCR`/`PMCNTEN*` value
+    /// that changes nothing) are done inline, in the caller, without a call: one table load
+    /// finds the register, then its few loads and stores (57 to 96 x86-64 instructions with
+    /// [`SoftBackend`](crate::SoftBackend), the README has the figures). Everything else,
+    /// EL0 accesses included, takes one out-of-line call to the general handlers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use vpmu::{config::PmuConfig, Outcome, Pmu, Pstate, SoftBackend, Trap};
+    /// let mut pmu = Pmu::new(PmuConfig::default(), SoftBackend::new())?;
+    /// let mut x = [0u64; 31];
+    /// // MRS X2, PMCR_EL0 as ESR_EL2 reports it: EC 0x18, IL, op0 3, op1 3, CRn 9, CRm 12, read.
+    /// let esr = 0x18 << 26 | 1 << 25 | 3 << 20 | 3 << 14 | 9 << 10 | 2 << 5 | 12 << 1 | 1;
+    /// assert_eq!(pmu.handle_esr(esr, Pstate::EL1, &mut x), Ok(Trap::Pmu(Outcome::Read(6 << 11))));
+    /// assert_eq!(x[2], 6 << 11); // N = 6
+    /// // An instruction abort (EC 0x20) is not a system register access.
+    /// assert!(pmu.handle_esr(0x20 << 26 | 1 << 25, Pstate::EL1, &mut x).is_err());
+    /// # Ok::<(), vpmu::config::ConfigError>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`DecodeError`] if the syndrome is not a system register access (see

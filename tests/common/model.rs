@@ -294,6 +294,22 @@ impl Model {
         }
     }
 
+    /// Whether `got`, a PMU's `events_until_overflow(event)`, is the model's answer: exactly
+    /// while the distance is below 2^62 (`SoftBackend` is exact there), and `None` or at least
+    /// 2^62 beyond.
+    pub fn check_deadline(&self, event: u16, got: Option<u64>) -> Result<(), String> {
+        let want = self.events_until_overflow(event);
+        let agrees = match want {
+            Some(d) if d >= 1 << 62 => got.map_or(true, |g| g >= 1 << 62),
+            _ => got == want.map(|d| d as u64),
+        };
+        if agrees {
+            Ok(())
+        } else {
+            Err(format!("events_until_overflow({event:#x}) = {got:?}, the model {want:?}"))
+        }
+    }
+
     /// How many more occurrences of `event` at the current EL make a counter overflow: the
     /// smallest distance to a carry among the counters that count `event` now.
     pub fn events_until_overflow(&self, event: u16) -> Option<u128> {
