@@ -777,14 +777,21 @@ impl<B: CounterBackend> Pmu<B> {
             }
             PmuReg::Pmceid0 => self.ceid[0],
             PmuReg::Pmceid1 => self.ceid[1],
-            PmuReg::Pmccfiltr => self.pmc(CYCLE_COUNTER_BIT.into()).evtyper.into(),
-            PmuReg::Pmevtyper(c) if c.get() < n => self.pmc(c.get().into()).evtyper.into(),
-            PmuReg::Pmxevtyper if self.pmselr < n || self.pmselr == CYCLE_COUNTER_BIT => self.pmc(self.pmselr.into()).evtyper.into(),
+            PmuReg::Pmccfiltr => self.quick_type(TypeReg::Pmccfiltr)?,
+            PmuReg::Pmevtyper(c) => self.quick_type(TypeReg::Pmevtyper(c))?,
+            PmuReg::Pmxevtyper => self.quick_type(TypeReg::Pmxevtyper)?,
             PmuReg::Pmccntr => self.quick_counter(CYCLE_COUNTER_BIT)?,
             PmuReg::Pmevcntr(c) if c.get() < n => self.quick_counter(c.get())?,
             PmuReg::Pmxevcntr if self.pmselr < n => self.quick_counter(self.pmselr)?,
             _ => return None,
         })
+    }
+
+    /// A read of an event type for [`Pmu::quick_read`]: `None` for a counter that does not
+    /// exist.
+    #[inline(always)]
+    fn quick_type(&self, reg: TypeReg) -> Option<u64> {
+        Some(self.pmc(self.type_counter(reg)?.index()).evtyper.into())
     }
 
     /// A read of counter `i` (below 32) for [`Pmu::quick_read`]: `None` for an odd counter
@@ -812,8 +819,8 @@ impl<B: CounterBackend> Pmu<B> {
             PmuReg::Pmselr => self.pmselr = (v & 0x1f) as u8,
             PmuReg::Pmcntenset if (v as u32) & valid & !self.cnten == 0 => {}
             PmuReg::Pmcntenclr if (v as u32) & valid & self.cnten == 0 => {}
-            PmuReg::Pmintenset => self.inten |= (v as u32) & valid,
-            PmuReg::Pmintenclr => self.inten &= !((v as u32) & valid),
+            PmuReg::Pmintenset => _ = set_clr(&mut self.inten, SetClr::Set, valid, Op::Write(v)),
+            PmuReg::Pmintenclr => _ = set_clr(&mut self.inten, SetClr::Clr, valid, Op::Write(v)),
             PmuReg::Pmuserenr => self.userenr = Pmuserenr::from_bits_truncate(v),
             PmuReg::Pmswinc => self.swinc(v, El::El1),
             _ => return false,
@@ -1071,6 +1078,17 @@ impl<B: CounterBackend> Pmu<B> {
         }
     }
 
+    /// The counter whose type `reg` holds, if it exists.
+    #[inline(always)]
+    fn type_counter(&self, reg: TypeReg) -> Option<CounterId> {
+        match reg {
+            TypeReg::Pmccfiltr => Some(CounterId::Cycle),
+            TypeReg::Pmevtyper(n) => self.event_counter(n.get()),
+            TypeReg::Pmxevtyper if self.pmselr == CYCLE_COUNTER_BIT => Some(CounterId::Cycle),
+            TypeReg::Pmxevtyper => self.event_counter(self.pmselr),
+        }
+    }
+
     fn event_counter(&self, n: u8) -> Option<CounterId> {
         if n < self.cfg.counters {
             EventCounter::new(n).map(CounterId::Event)
@@ -1085,16 +1103,15 @@ impl<B: CounterBackend> Pmu<B> {
     /// UNDEFINED for counters `n >= N`, direct or through `SEL`.
     #[inline]
     pub fn access_pmu_evtyper(&mut self, reg: TypeReg, p: Params) -> Outcome {
-        let (checked, id) = match reg {
-            TypeReg::Pmccfiltr => (self.check(PmuReg::Pmccfiltr, &p), Some(CounterId::Cycle)),
-            TypeReg::Pmevtyper(n) => (self.check(PmuReg::Pmevtyper(n), &p), self.event_counter(n.get())),
-            TypeReg::Pmxevtyper if self.pmselr == CYCLE_COUNTER_BIT => (self.check(PmuReg::Pmxevtyper, &p), Some(CounterId::Cycle)),
-            TypeReg::Pmxevtyper => (self.check(PmuReg::Pmxevtyper, &p), self.event_counter(self.pmselr)),
+        let checked = match reg {
+            TypeReg::Pmccfiltr => self.check(PmuReg::Pmccfiltr, &p),
+            TypeReg::Pmevtyper(n) => self.check(PmuReg::Pmevtyper(n), &p),
+            TypeReg::Pmxevtyper => self.check(PmuReg::Pmxevtyper, &p),
         };
         if let Err(f) = checked {
             return f.into();
         }
-        let Some(id) = id else { return Outcome::Undefined };
+        let Some(id) = self.type_counter(reg) else { return Outcome::Undefined };
         let i = id.index();
         match p.op {
             Op::Read => Outcome::Read(self.pmc(i).evtyper.into()),
