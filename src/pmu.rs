@@ -294,9 +294,11 @@ const LOW32: u64 = 0xffff_ffff;
 #[derive(Clone, Debug)]
 pub struct Pmu<B: CounterBackend> {
     pub(crate) cfg: PmuConfig,
-    /// PMCR's fields from the configuration, in place: `N`, `IDCODE`, `IMP` ([`pmcr_id`],
-    /// for the trap path). Changes with `cfg` only: [`Pmu::set_cfg`].
+    /// Kept with `cfg` for the trap path, changed with it only ([`Pmu::set_cfg`]): PMCR's
+    /// fields from the configuration, in place (`N`, `IDCODE`, `IMP`: [`pmcr_id`]), and the
+    /// bits of the counters that exist ([`valid_mask`]).
     pmcr_id: u64,
+    valid: u32,
     /// The stored bits of PMCR: E, D, X, DP, LC, LP as the version allows.
     pub(crate) pmcr: Pmcr,
     pub(crate) pmselr: u8,
@@ -336,6 +338,7 @@ impl<B: CounterBackend> Pmu<B> {
         let mut pmu = Self {
             cfg,
             pmcr_id: pmcr_id(&cfg),
+            valid: valid_mask(&cfg),
             pmcr: Pmcr::empty(),
             pmselr: 0,
             cnten: 0,
@@ -401,6 +404,7 @@ impl<B: CounterBackend> Pmu<B> {
     pub(crate) fn set_cfg(&mut self, cfg: PmuConfig) {
         self.cfg = cfg;
         self.pmcr_id = pmcr_id(&cfg);
+        self.valid = valid_mask(&cfg);
     }
 
     /// Fixes the configuration: call it when the vCPU first runs (KVM's rule: `N` and the
@@ -473,11 +477,7 @@ impl<B: CounterBackend> Pmu<B> {
 
     /// The bits of the counters that exist: `0..N` and 31.
     pub(crate) const fn valid_mask(&self) -> u32 {
-        let events = match 1u32.checked_shl(self.cfg.counters as u32) {
-            Some(b) => b.wrapping_sub(1),
-            None => u32::MAX,
-        };
-        events | (1 << CYCLE_COUNTER_BIT)
+        self.valid
     }
 
     /// The overflow interrupt level: `PMCR.E && (PMOVSSET & PMINTENSET) != 0`, after handling
@@ -675,9 +675,10 @@ impl<B: CounterBackend> Pmu<B> {
     /// The common accesses of an EL1 guest (reading `PMCR`, a counter, the enables or the
     /// overflow flags; writing `PMSELR`, `PMSWINC`, `PMINTEN*`, or a `PMCR`/`PMCNTEN*` value
     /// that changes nothing) are done inline, in the caller, without a call: one table load
-    /// finds the register, then its few loads and stores (57 to 96 x86-64 instructions with
-    /// [`SoftBackend`](crate::SoftBackend), the README has the figures). Everything else,
-    /// EL0 accesses included, takes one out-of-line call to the general handlers.
+    /// finds the register, then its few loads and stores (58 to 96 x86-64 instructions with
+    /// [`SoftBackend`](crate::SoftBackend), the README has the figures). An EL1 write that
+    /// reprograms the backend calls its handler directly; everything else (EL0, a change of
+    /// exception level, the rare registers) takes one out-of-line call to the general path.
     ///
     /// # Examples
     ///
@@ -733,7 +734,7 @@ impl<B: CounterBackend> Pmu<B> {
             Some(Outcome::Read(v))
         } else {
             let v = if rt.is_zero_reg() { 0 } else { regs.get(rt.get()) };
-            self.quick_write(reg, if aarch32 { v & LOW32 } else { v }).then_some(Outcome::Written)
+            self.quick_write(reg, if aarch32 { v & LOW32 } else { v }, aarch32)
         }
     }
 
@@ -806,26 +807,39 @@ impl<B: CounterBackend> Pmu<B> {
         Some(self.pmc(i).value)
     }
 
-    /// The trap path's shortcut for the commonest writes by an EL1 guest that stayed at EL1:
-    /// `false` (nothing changed) when the write must take the general way.
+    /// The trap path's writes by an EL1 guest that stayed at EL1: the common ones in place,
+    /// the rest by a direct call of their handler. `None` (nothing changed) for a register
+    /// that is not writable: the general way answers.
     #[inline(always)]
-    fn quick_write(&mut self, reg: PmuReg, v: u64) -> bool {
+    fn quick_write(&mut self, reg: PmuReg, v: u64, aarch32: bool) -> Option<Outcome> {
         let valid = self.valid_mask();
+        let p = Params { op: Op::Write(v), aarch32, el: El::El1 };
         match reg {
             // The kernel's PMCR write that changes nothing (its start, with E already set).
             PmuReg::Pmcr
                 if !Pmcr::from_bits_truncate(v).intersects(Pmcr::P | Pmcr::C)
                     && self.stored_pmcr(Pmcr::from_bits_truncate(v)) == self.pmcr => {}
+            PmuReg::Pmcr => self.write_pmcr(Pmcr::from_bits_truncate(v)),
             PmuReg::Pmselr => self.pmselr = (v & 0x1f) as u8,
             PmuReg::Pmcntenset if (v as u32) & valid & !self.cnten == 0 => {}
             PmuReg::Pmcntenclr if (v as u32) & valid & self.cnten == 0 => {}
+            PmuReg::Pmcntenset => return Some(self.access_pmcnten(SetClr::Set, p)),
+            PmuReg::Pmcntenclr => return Some(self.access_pmcnten(SetClr::Clr, p)),
             PmuReg::Pmintenset => _ = set_clr(&mut self.inten, SetClr::Set, valid, Op::Write(v)),
             PmuReg::Pmintenclr => _ = set_clr(&mut self.inten, SetClr::Clr, valid, Op::Write(v)),
+            PmuReg::Pmovsset => return Some(self.access_pmovs(SetClr::Set, p)),
+            PmuReg::Pmovsclr => return Some(self.access_pmovs(SetClr::Clr, p)),
             PmuReg::Pmuserenr => self.userenr = Pmuserenr::from_bits_truncate(v),
             PmuReg::Pmswinc => self.swinc(v, El::El1),
-            _ => return false,
+            PmuReg::Pmccntr => return Some(self.access_pmu_evcntr(CounterReg::Pmccntr, p)),
+            PmuReg::Pmevcntr(n) => return Some(self.access_pmu_evcntr(CounterReg::Pmevcntr(n), p)),
+            PmuReg::Pmxevcntr => return Some(self.access_pmu_evcntr(CounterReg::Pmxevcntr, p)),
+            PmuReg::Pmccfiltr => return Some(self.access_pmu_evtyper(TypeReg::Pmccfiltr, p)),
+            PmuReg::Pmevtyper(n) => return Some(self.access_pmu_evtyper(TypeReg::Pmevtyper(n), p)),
+            PmuReg::Pmxevtyper => return Some(self.access_pmu_evtyper(TypeReg::Pmxevtyper, p)),
+            _ => return None,
         }
-        true
+        Some(Outcome::Written)
     }
 
     /// Decodes an A64 `MRS`/`MSR` instruction word and emulates it (for emulators).
@@ -1617,6 +1631,15 @@ fn set_clr(reg: &mut u32, which: SetClr, mask: u32, op: Op) -> Outcome {
 /// The fields of `PMCR` that come from the configuration (`N`, `IDCODE`, `IMP`), in place.
 fn pmcr_id(c: &PmuConfig) -> u64 {
     (u64::from(c.counters) << Pmcr::N_SHIFT) | (u64::from(c.idcode) << Pmcr::IDCODE_SHIFT) | (u64::from(c.imp) << Pmcr::IMP_SHIFT)
+}
+
+/// The bits of the counters that exist: `0..N` and 31.
+const fn valid_mask(c: &PmuConfig) -> u32 {
+    let events = match 1u32.checked_shl(c.counters as u32) {
+        Some(b) => b.wrapping_sub(1),
+        None => u32::MAX,
+    };
+    events | (1 << CYCLE_COUNTER_BIT)
 }
 
 fn check_backend<B: CounterBackend>(cfg: &PmuConfig, backend: &B) -> Result<(), ConfigError> {
