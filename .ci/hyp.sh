@@ -140,6 +140,10 @@ for name in direct-icount hyp-icount; do
   n=$(grep -a "vpmu-linux: record samples" "$root/hyp/target/linux-$name.log" | awk '{print $4}' | tr -d '\r')
   [ "${n:-0}" -gt 10 ] 2>/dev/null && pass "linux $name perf record samples $n" || bad "linux $name perf record samples '${n}'"
 done
+# With sleep=off the run is deterministic: vpmu must deliver every overflow as QEMU's PMU does.
+hs=$(grep -a "vpmu-linux: record samples" "$root/hyp/target/linux-hyp-icount.log" | awk '{print $4}' | tr -d '\r')
+ds=$(grep -a "vpmu-linux: record samples" "$root/hyp/target/linux-direct-icount.log" | awk '{print $4}' | tr -d '\r')
+[ -n "$hs" ] && [ "$hs" = "$ds" ] && pass "linux hyp-icount perf record samples $hs == direct $ds" || bad "linux hyp-icount perf record samples '$hs' != direct '$ds'"
 
 echo "hyp: $(( $(date +%s) - t0 )) s"
 if [ "$fail" = 0 ]; then echo "hyp: PASSED"; else echo "hyp: FAILED"; exit 1; fi

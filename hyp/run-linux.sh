@@ -4,8 +4,9 @@
 #   hyp/run-linux.sh [--direct] [--icount] [--smp N] [--timeout S] [-- extra QEMU args]
 #
 # --direct: the same kernel and initramfs without the hypervisor, on QEMU's own PMU (the
-# reference for the differential check). --icount: -icount shift=0 (exact instruction
-# counts). Needs (Debian 12): qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
+# reference for the differential check). --icount: -icount shift=0,sleep=off (exact
+# instruction counts; sleep=off keeps host time out of the guest's idle periods, which made
+# the end of perf record, and so its sample count, vary between runs). Needs (Debian 12): qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
 # cpio, Rust with the aarch64-unknown-none-softfloat target; fetches the Debian packages on
 # first use (hyp/.cache). IMAGE_ADDR (default 0x40400000) moves the kernel without a rebuild.
 set -euo pipefail
@@ -15,7 +16,7 @@ direct=0 icount=() smp=1 tmo=${TIMEOUT:-300}
 while [ $# -gt 0 ]; do
   case "$1" in
     --direct) direct=1 ;;
-    --icount) icount=(-icount shift=0) ;;
+    --icount) icount=(-icount shift=0,sleep=off) ;;
     --smp) smp=$2; shift ;;
     --timeout) tmo=$2; shift ;;
     --) shift; break ;;
