@@ -675,7 +675,7 @@ impl<B: CounterBackend> Pmu<B> {
     /// The common accesses of an EL1 guest (reading `PMCR`, a counter, the enables or the
     /// overflow flags; writing `PMSELR`, `PMSWINC`, `PMINTEN*`, or a `PMCR`/`PMCNTEN*` value
     /// that changes nothing) are done inline, in the caller, without a call: one table load
-    /// finds the register, then its few loads and stores (58 to 96 x86-64 instructions with
+    /// finds the register, then its few loads and stores (55 to 93 x86-64 instructions with
     /// [`SoftBackend`](crate::SoftBackend), the README has the figures). An EL1 write that
     /// reprograms the backend calls its handler directly; everything else (EL0, a change of
     /// exception level, the rare registers) takes one out-of-line call to the general path.
@@ -812,7 +812,6 @@ impl<B: CounterBackend> Pmu<B> {
     /// that is not writable: the general way answers.
     #[inline(always)]
     fn quick_write(&mut self, reg: PmuReg, v: u64, aarch32: bool) -> Option<Outcome> {
-        let valid = self.valid_mask();
         let p = Params { op: Op::Write(v), aarch32, el: El::El1 };
         match reg {
             // The kernel's PMCR write that changes nothing (its start, with E already set).
@@ -820,17 +819,17 @@ impl<B: CounterBackend> Pmu<B> {
                 if !Pmcr::from_bits_truncate(v).intersects(Pmcr::P | Pmcr::C)
                     && self.stored_pmcr(Pmcr::from_bits_truncate(v)) == self.pmcr => {}
             PmuReg::Pmcr => self.write_pmcr(Pmcr::from_bits_truncate(v)),
-            PmuReg::Pmselr => self.pmselr = (v & 0x1f) as u8,
-            PmuReg::Pmcntenset if (v as u32) & valid & !self.cnten == 0 => {}
-            PmuReg::Pmcntenclr if (v as u32) & valid & self.cnten == 0 => {}
+            PmuReg::Pmselr => return Some(self.access_pmselr(p)),
+            PmuReg::Pmcntenset if self.cnten_change(SetClr::Set, v) == 0 => {}
+            PmuReg::Pmcntenclr if self.cnten_change(SetClr::Clr, v) == 0 => {}
             PmuReg::Pmcntenset => return Some(self.access_pmcnten(SetClr::Set, p)),
             PmuReg::Pmcntenclr => return Some(self.access_pmcnten(SetClr::Clr, p)),
-            PmuReg::Pmintenset => _ = set_clr(&mut self.inten, SetClr::Set, valid, Op::Write(v)),
-            PmuReg::Pmintenclr => _ = set_clr(&mut self.inten, SetClr::Clr, valid, Op::Write(v)),
+            PmuReg::Pmintenset => return Some(self.access_pminten(SetClr::Set, p)),
+            PmuReg::Pmintenclr => return Some(self.access_pminten(SetClr::Clr, p)),
             PmuReg::Pmovsset => return Some(self.access_pmovs(SetClr::Set, p)),
             PmuReg::Pmovsclr => return Some(self.access_pmovs(SetClr::Clr, p)),
-            PmuReg::Pmuserenr => self.userenr = Pmuserenr::from_bits_truncate(v),
-            PmuReg::Pmswinc => self.swinc(v, El::El1),
+            PmuReg::Pmuserenr => return Some(self.access_pmuserenr(p)),
+            PmuReg::Pmswinc => return Some(self.access_pmswinc(p)),
             PmuReg::Pmccntr => return Some(self.access_pmu_evcntr(CounterReg::Pmccntr, p)),
             PmuReg::Pmevcntr(n) => return Some(self.access_pmu_evcntr(CounterReg::Pmevcntr(n), p)),
             PmuReg::Pmxevcntr => return Some(self.access_pmu_evcntr(CounterReg::Pmxevcntr, p)),
@@ -1185,16 +1184,22 @@ impl<B: CounterBackend> Pmu<B> {
         match p.op {
             Op::Read => Outcome::Read(self.cnten.into()),
             Op::Write(v) => {
-                let bits = (v as u32) & self.valid_mask();
-                let changed = match reg {
-                    SetClr::Set => bits & !self.cnten,
-                    SetClr::Clr => bits & self.cnten,
-                };
+                let changed = self.cnten_change(reg, v);
                 for_each_bit(changed, |i| self.fold(i));
                 self.cnten ^= changed;
                 for_each_bit(changed, |i| self.rearm(i));
                 Outcome::Written
             }
+        }
+    }
+
+    /// The enable bits a `PMCNTENSET`/`PMCNTENCLR` write of `v` flips.
+    #[inline(always)]
+    fn cnten_change(&self, reg: SetClr, v: u64) -> u32 {
+        let bits = (v as u32) & self.valid_mask();
+        match reg {
+            SetClr::Set => bits & !self.cnten,
+            SetClr::Clr => bits & self.cnten,
         }
     }
 
